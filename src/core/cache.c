@@ -1,0 +1,1121 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * Magazine cache in front of an IOVA space (Bonwick & Adams, "Magazines and Vmem", USENIX
+ * ATC 2001; Linux iova.c rcache; Peleg et al., ATC'15). See include/iovaq/cache.h for the
+ * layers. Locking, outermost first:
+ *
+ *   front_registry_lock  (global: every cache's list of fronts, every thread's list, and
+ *                         front->cache; slow paths only)
+ *   cpu_slot.lock        (one per CPU slot: its magazines and counters)
+ *   depot.lock           (one per class)
+ *   space lock           (the tree)
+ *   chk_lock             (IOVAQ_CACHE_CHECKED record; innermost, taken alone)
+ *
+ * A thread's front is written only by its thread, without locks or atomic read-modify-write
+ * instructions. Other threads read its counters with relaxed loads (stats); they touch its
+ * contents only when the owner cannot run concurrently: after the owner exited (the exit
+ * callback holds the registry lock) or when the cache is destroyed or checked, which the API
+ * requires to be quiescent. A drain therefore cannot empty other threads' fronts itself: it
+ * bumps @drain_epoch, and each owner empties its front on its next call.
+ */
+#include <iovaq/cache.h>
+#include <iovaq/stats.h>
+#include "space_priv.h"
+
+/*
+ * A magazine holds 127 IOVAs and its count: exactly 1 KiB, a power of two, so that the
+ * metadata allocator packs magazines without waste (Linux's iova_magazine makes the same
+ * choice). 127 operations per depot exchange amortise the depot lock to under one percent of
+ * the calls, while a CPU's two magazines per class pin at most 254 IOVAs of that class.
+ */
+#define MAG_SIZE 127
+struct mag {
+	uint64_t n;
+	iovaq_iova_t iova[MAG_SIZE];
+};
+IOVAQ_STATIC_ASSERT(sizeof(struct mag) == 1024, "a magazine must be exactly 1 KiB");
+IOVAQ_STATIC_ASSERT((sizeof(struct mag) & (sizeof(struct mag) - 1)) == 0,
+		    "a magazine's size must be a power of two");
+
+#define NCLS IOVAQ_CACHE_MAX_CLASSES
+
+struct cpu_slot {
+	iovaq_lock_t lock;
+	struct mag *loaded[NCLS];
+	struct mag *prev[NCLS];
+	uint64_t hits[NCLS];	/* IOVAQ_CACHE_NO_FRONT mode only */
+	uint64_t misses[NCLS];
+	uint64_t frees[NCLS];
+} __attribute__((aligned(IOVAQ_CACHELINE)));
+
+struct depot {
+	iovaq_lock_t lock;
+	uint32_t n;		/* full magazines in @mags */
+	struct mag **mags;	/* array of depot_max entries */
+};
+
+struct tstate;
+
+/* A thread's front for one cache: per class a stack of up to @cap IOVAs. */
+struct front {
+	uint64_t id;			/* const: the cache's id */
+	struct iovaq_cache *cache;	/* const while linked; registry lock */
+	struct front *c_next, *c_prev;	/* the cache's list; registry lock */
+	struct front *t_next, *t_prev;	/* the thread's list; registry lock */
+	struct tstate *owner;		/* const */
+	uint64_t drain_seen;		/* owner only */
+	uint32_t cnt[NCLS];		/* owner writes; others read relaxed */
+	uint64_t hits[NCLS];		/* owner writes; others read relaxed */
+	uint64_t misses[NCLS];
+	uint64_t frees[NCLS];
+	iovaq_iova_t stack[];		/* class c at [c * cap, (c + 1) * cap) */
+};
+
+/* Hash map iova -> granules for IOVAQ_CACHE_CHECKED; IOVA 0 is never allocated: empty key. */
+struct held_map {
+	uint64_t mask;		/* capacity - 1; capacity a power of two or 0 */
+	uint64_t n;
+	struct held_ent {
+		iovaq_iova_t iova;
+		uint64_t n;
+	} *e;
+};
+
+struct iovaq_cache {
+	/* Read-mostly, set at creation. */
+	struct iovaq_space *sp;
+	const struct iovaq_alloc_hooks *hooks;
+	uint64_t id;
+	uint32_t flags;
+	uint32_t fast;			/* the lock-free front path applies */
+	uint32_t cap;			/* front entries per class */
+	uint32_t depot_max;
+	uint32_t n_cpus;
+	uint32_t n_cls;
+	uint64_t max_n;			/* largest class, granules */
+	unsigned int shift;
+	iovaq_iova_t lo_iova, hi_iova;
+	struct cpu_slot *slots;
+
+	uint64_t drain_epoch __attribute__((aligned(IOVAQ_CACHELINE))); /* atomic */
+
+	struct depot depot[NCLS] __attribute__((aligned(IOVAQ_CACHELINE)));
+	struct front *fronts;		/* registry lock */
+
+	/* Counters, atomic. */
+	uint64_t retries, fails, big_allocs, big_frees;
+	uint64_t trimmed[NCLS];
+	uint64_t gone_hits[NCLS], gone_misses[NCLS], gone_frees[NCLS]; /* exited threads' */
+	uint64_t metadata_bytes;
+
+	iovaq_lock_t chk_lock;
+	struct held_map held;		/* chk_lock */
+};
+
+/* ---- per-thread state ------------------------------------------------------------------- */
+
+/*
+ * Each thread keeps a tiny direct-mapped table from cache id to its front, so the fast path
+ * finds its front with one load and one compare. Ids are never reused, so a stale entry for a
+ * destroyed cache can never match.
+ */
+#define TSLOTS 8
+struct tstate {
+	struct {
+		uint64_t id;
+		struct front *f;
+	} slot[TSLOTS];
+	struct front *list;	/* registry lock */
+	int armed;		/* owner only */
+};
+
+static IOVAQ_TLS struct tstate tls;
+static iovaq_lock_t front_registry_lock = IOVAQ_LOCK_INITIALIZER;
+static iovaq_once_t tkey_once = IOVAQ_ONCE_INIT;
+static iovaq_thread_key_t tkey;
+static int tkey_err;
+static uint64_t next_cache_id;
+
+static void thread_exit_cb(void *arg);
+
+static void tkey_init(void)
+{
+	tkey_err = iovaq_thread_key_create(&tkey, thread_exit_cb);
+}
+
+static inline struct front *front_of(const struct iovaq_cache *c)
+{
+	unsigned int i = (unsigned int)(c->id & (TSLOTS - 1));
+
+	return tls.slot[i].id == c->id ? tls.slot[i].f : NULL;
+}
+
+static inline iovaq_iova_t *front_stack(const struct iovaq_cache *c, struct front *f,
+					unsigned int cls)
+{
+	return &f->stack[(size_t)cls * c->cap];
+}
+
+static size_t front_bytes(const struct iovaq_cache *c)
+{
+	return sizeof(struct front) + (size_t)c->n_cls * c->cap * sizeof(iovaq_iova_t);
+}
+
+/* ---- magazines, slots, depot ------------------------------------------------------------ */
+
+static struct mag *mag_new(struct iovaq_cache *c)
+{
+	struct mag *m = iovaq__meta_alloc(c->hooks, &c->metadata_bytes, sizeof(*m));
+
+	if (m)
+		m->n = 0;
+	return m;
+}
+
+static void mag_free(struct iovaq_cache *c, struct mag *m)
+{
+	iovaq__meta_free(c->hooks, &c->metadata_bytes, m, sizeof(*m));
+}
+
+/* Return every IOVA in @v (class @cls) to the space, under one acquisition of its lock. */
+static void return_to_space(struct iovaq_cache *c, unsigned int cls, const iovaq_iova_t *v,
+			    uint64_t n)
+{
+	uint64_t i;
+
+	if (!n)
+		return;
+	iovaq__space_lock(c->sp);
+	for (i = 0; i < n; i++)
+		iovaq__space_free_locked(c->sp, v[i], 1ull << cls);
+	iovaq__space_unlock(c->sp);
+	iovaq_atomic_add(&c->trimmed[cls], n);
+}
+
+/*
+ * Hand a full magazine to the depot. Returns NULL if the depot took it, or @m itself, emptied
+ * into the space, if the depot was at its bound (the trim; Linux trims on a timer instead).
+ */
+static struct mag *depot_push(struct iovaq_cache *c, unsigned int cls, struct mag *m)
+{
+	struct depot *d = &c->depot[cls];
+
+	iovaq_lock(&d->lock);
+	if (d->n < c->depot_max) {
+		d->mags[d->n++] = m;
+		m = NULL;
+	}
+	iovaq_unlock(&d->lock);
+	if (m) {
+		return_to_space(c, cls, m->iova, m->n);
+		m->n = 0;
+	}
+	return m;
+}
+
+static struct mag *depot_pop(struct iovaq_cache *c, unsigned int cls)
+{
+	struct depot *d = &c->depot[cls];
+	struct mag *m = NULL;
+
+	iovaq_lock(&d->lock);
+	if (d->n)
+		m = d->mags[--d->n];
+	iovaq_unlock(&d->lock);
+	return m;
+}
+
+/* Pop an IOVA of class @cls whose last byte is at or below @limit from a slot (lock held). */
+static int slot_get(struct iovaq_cache *c, struct cpu_slot *s, unsigned int cls,
+		    iovaq_iova_t limit, iovaq_iova_t *out)
+{
+	uint64_t last = (1ull << (cls + c->shift)) - 1;
+	struct mag *m = s->loaded[cls], *t;
+	uint64_t i;
+
+	if (!m || !m->n) {
+		t = s->prev[cls];
+		if (t && t->n) {
+			s->prev[cls] = m;
+			s->loaded[cls] = m = t;
+		} else {
+			t = depot_pop(c, cls);
+			if (!t)
+				return -ENOENT;
+			mag_free(c, m);
+			s->loaded[cls] = m = t;
+		}
+	}
+	/* Most callers have no limit; a limited one may skip entries (as Linux's rcache does). */
+	for (i = m->n; i-- > 0;) {
+		if (m->iova[i] <= limit - last && limit >= last) {
+			*out = m->iova[i];
+			m->iova[i] = m->iova[--m->n];
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/*
+ * Push an IOVA into a slot (lock held); -ENOMEM if no magazine could be had, and then the
+ * caller gives the IOVA to the space. Bonwick's exchange: a full loaded magazine becomes the
+ * previous one, a full previous one goes to the depot, and the new loaded one is empty.
+ */
+static int slot_put(struct iovaq_cache *c, struct cpu_slot *s, unsigned int cls, iovaq_iova_t iova)
+{
+	struct mag *m = s->loaded[cls], *p = s->prev[cls], *e = NULL;
+
+	if (!m || m->n == MAG_SIZE) {
+		if (m && p && !p->n) {
+			e = p;
+			p = NULL;
+		} else if (m && p) {
+			e = depot_push(c, cls, p);	/* NULL if the depot kept it */
+			p = NULL;
+		}
+		if (!e)
+			e = mag_new(c);
+		if (!e) {
+			s->prev[cls] = p;
+			return -ENOMEM;
+		}
+		if (m)
+			p = m;
+		s->prev[cls] = p;
+		s->loaded[cls] = m = e;
+	}
+	m->iova[m->n++] = iova;
+	return 0;
+}
+
+static struct cpu_slot *my_slot(struct iovaq_cache *c)
+{
+	return &c->slots[iovaq_cpu_id() % c->n_cpus];
+}
+
+/* ---- fronts ------------------------------------------------------------------------------ */
+
+/*
+ * Move the oldest @k IOVAs of class @cls from the front to the calling CPU's slot; what the
+ * slot cannot take (no memory for a magazine) goes to the space.
+ */
+static void front_spill(struct iovaq_cache *c, struct front *f, unsigned int cls, uint32_t k)
+{
+	iovaq_iova_t *st = front_stack(c, f, cls);
+	struct cpu_slot *s = my_slot(c);
+	uint32_t n = f->cnt[cls], i, j = 0;
+
+	iovaq_lock(&s->lock);
+	for (i = 0; i < k; i++)
+		if (slot_put(c, s, cls, st[i]))
+			st[j++] = st[i];	/* keep for the space below */
+	iovaq_unlock(&s->lock);
+	return_to_space(c, cls, st, j);
+	iovaq_memmove(st, st + k, (n - k) * sizeof(*st));
+	IOVAQ_WRITE_ONCE(f->cnt[cls], n - k);
+}
+
+/* Fill the front's class @cls up to half its capacity from the calling CPU's slot. */
+static void front_refill(struct iovaq_cache *c, struct front *f, unsigned int cls)
+{
+	iovaq_iova_t *st = front_stack(c, f, cls);
+	struct cpu_slot *s = my_slot(c);
+	uint32_t n = f->cnt[cls], want = c->cap / 2 ? c->cap / 2 : 1;
+
+	iovaq_lock(&s->lock);
+	while (n < want && !slot_get(c, s, cls, IOVAQ_LIMIT_NONE, &st[n]))
+		n++;
+	iovaq_unlock(&s->lock);
+	IOVAQ_WRITE_ONCE(f->cnt[cls], n);
+}
+
+/* Return everything in a front to the space (a drain). Owner, or front quiescent. */
+static void front_empty(struct iovaq_cache *c, struct front *f)
+{
+	unsigned int cls;
+
+	for (cls = 0; cls < c->n_cls; cls++) {
+		return_to_space(c, cls, front_stack(c, f, cls), f->cnt[cls]);
+		IOVAQ_WRITE_ONCE(f->cnt[cls], 0);
+	}
+}
+
+/* Fold an unlinked front's counters into the cache's totals. */
+static void front_retire(struct iovaq_cache *c, struct front *f)
+{
+	unsigned int cls;
+
+	for (cls = 0; cls < c->n_cls; cls++) {
+		iovaq_atomic_add(&c->gone_hits[cls], f->hits[cls]);
+		iovaq_atomic_add(&c->gone_misses[cls], f->misses[cls]);
+		iovaq_atomic_add(&c->gone_frees[cls], f->frees[cls]);
+	}
+}
+
+/* Registry lock held: unlink @f from its cache and its thread, and free it. */
+static void front_unlink_free(struct iovaq_cache *c, struct front *f)
+{
+	if (f->c_prev)
+		f->c_prev->c_next = f->c_next;
+	else
+		c->fronts = f->c_next;
+	if (f->c_next)
+		f->c_next->c_prev = f->c_prev;
+	if (f->t_prev)
+		f->t_prev->t_next = f->t_next;
+	else
+		f->owner->list = f->t_next;
+	if (f->t_next)
+		f->t_next->t_prev = f->t_prev;
+	front_retire(c, f);
+	iovaq__meta_free(c->hooks, &c->metadata_bytes, f, front_bytes(c));
+}
+
+/*
+ * At thread exit: give every front's IOVAs back to the per-CPU layer, where other threads
+ * will find them, and free the fronts.
+ */
+static void thread_exit_cb(void *arg)
+{
+	struct tstate *ts = arg;
+	struct front *f;
+	unsigned int cls;
+
+	iovaq_lock(&front_registry_lock);
+	while ((f = ts->list)) {
+		struct iovaq_cache *c = f->cache;
+
+		for (cls = 0; cls < c->n_cls; cls++)
+			if (f->cnt[cls])
+				front_spill(c, f, cls, f->cnt[cls]);
+		front_unlink_free(c, f);
+	}
+	iovaq_memset(ts->slot, 0, sizeof(ts->slot));
+	ts->armed = 0;
+	iovaq_unlock(&front_registry_lock);
+}
+
+/* The calling thread's front for @c if it has one, even when the table lost track of it. */
+static struct front *front_find(struct iovaq_cache *c)
+{
+	struct front *f;
+
+	iovaq_lock(&front_registry_lock);
+	for (f = tls.list; f && f->id != c->id; f = f->t_next)
+		;
+	iovaq_unlock(&front_registry_lock);
+	return f;
+}
+
+/* The calling thread's front for @c, created on first use; NULL if it cannot be. */
+static struct front *front_get_slow(struct iovaq_cache *c)
+{
+	unsigned int i = (unsigned int)(c->id & (TSLOTS - 1));
+	struct front *f;
+
+	iovaq_once(&tkey_once, tkey_init);
+	if (tkey_err)
+		return NULL;
+	iovaq_lock(&front_registry_lock);
+	for (f = tls.list; f && f->id != c->id; f = f->t_next)
+		;
+	if (!f) {
+		if (!tls.armed) {
+			if (iovaq_thread_exit_arm(tkey, &tls))
+				goto out;
+			tls.armed = 1;
+		}
+		f = iovaq__meta_alloc(c->hooks, &c->metadata_bytes, front_bytes(c));
+		if (!f)
+			goto out;
+		iovaq_memset(f, 0, sizeof(*f));
+		f->id = c->id;
+		f->cache = c;
+		f->owner = &tls;
+		f->drain_seen = IOVAQ_READ_ONCE(c->drain_epoch);
+		f->c_next = c->fronts;
+		if (c->fronts)
+			c->fronts->c_prev = f;
+		c->fronts = f;
+		f->t_next = tls.list;
+		if (tls.list)
+			tls.list->t_prev = f;
+		tls.list = f;
+	}
+	tls.slot[i].id = c->id;
+	tls.slot[i].f = f;
+out:
+	iovaq_unlock(&front_registry_lock);
+	return f;
+}
+
+/* ---- checked mode ------------------------------------------------------------------------- */
+
+/* Fibonacci hashing; the product's middle bits depend on every bit of the IOVA. */
+static uint64_t held_home(iovaq_iova_t iova, uint64_t mask)
+{
+	return ((iova * 0x9e3779b97f4a7c15ull) >> 32) & mask;
+}
+
+static struct held_ent *held_find(struct held_map *h, iovaq_iova_t iova)
+{
+	uint64_t i;
+
+	if (!h->e)
+		return NULL;
+	for (i = held_home(iova, h->mask); h->e[i].iova; i = (i + 1) & h->mask)
+		if (h->e[i].iova == iova)
+			return &h->e[i];
+	return NULL;
+}
+
+static int held_grow(struct iovaq_cache *c, struct held_map *h)
+{
+	uint64_t cap = h->e ? (h->mask + 1) * 2 : 64, i, j;
+	struct held_ent *e = iovaq__meta_alloc(c->hooks, &c->metadata_bytes, cap * sizeof(*e));
+
+	if (!e)
+		return -ENOMEM;
+	iovaq_memset(e, 0, cap * sizeof(*e));
+	for (i = 0; h->e && i <= h->mask; i++) {
+		if (!h->e[i].iova)
+			continue;
+		for (j = held_home(h->e[i].iova, cap - 1); e[j].iova; j = (j + 1) & (cap - 1))
+			;
+		e[j] = h->e[i];
+	}
+	if (h->e)
+		iovaq__meta_free(c->hooks, &c->metadata_bytes, h->e, (h->mask + 1) * sizeof(*e));
+	h->e = e;
+	h->mask = cap - 1;
+	return 0;
+}
+
+static int held_add(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
+{
+	struct held_map *h = &c->held;
+	uint64_t i;
+	int err = 0;
+
+	iovaq_lock(&c->chk_lock);
+	if ((!h->e || (h->n + 1) * 2 > h->mask + 1) && (err = held_grow(c, h)))
+		goto out;
+	for (i = held_home(iova, h->mask); h->e[i].iova; i = (i + 1) & h->mask)
+		;
+	h->e[i].iova = iova;
+	h->e[i].n = n;
+	h->n++;
+out:
+	iovaq_unlock(&c->chk_lock);
+	return err;
+}
+
+/* Remove @iova if it is held with exactly @n granules; -EINVAL otherwise. */
+static int held_del(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
+{
+	struct held_map *h = &c->held;
+	struct held_ent *e;
+	uint64_t i, j, home;
+	int err = -EINVAL;
+
+	iovaq_lock(&c->chk_lock);
+	e = held_find(h, iova);
+	if (!e || e->n != n)
+		goto out;
+	/* Backward-shift deletion keeps linear probing free of tombstones. */
+	i = (uint64_t)(e - h->e);
+	for (j = (i + 1) & h->mask; h->e[j].iova; j = (j + 1) & h->mask) {
+		home = held_home(h->e[j].iova, h->mask);
+		if (((j - home) & h->mask) >= ((j - i) & h->mask)) {
+			h->e[i] = h->e[j];
+			i = j;
+		}
+	}
+	h->e[i].iova = 0;
+	h->n--;
+	err = 0;
+out:
+	iovaq_unlock(&c->chk_lock);
+	return err;
+}
+
+/* ---- allocation and free ------------------------------------------------------------------ */
+
+/* Allocate from the space; on -ENOSPC drain everything reachable and retry once. */
+static int space_alloc_retry(struct iovaq_cache *c, uint64_t n, uint64_t lim, iovaq_iova_t *out)
+{
+	int err;
+
+	iovaq__space_lock(c->sp);
+	err = iovaq__space_alloc_locked(c->sp, n, lim, out);
+	iovaq__space_unlock(c->sp);
+	if (err != -ENOSPC || (c->flags & IOVAQ_CACHE_BYPASS))
+		return err;
+	iovaq_atomic_add(&c->retries, 1);
+	iovaq_cache_drain(c);
+	iovaq__space_lock(c->sp);
+	err = iovaq__space_alloc_locked(c->sp, n, lim, out);
+	iovaq__space_unlock(c->sp);
+	return err;
+}
+
+/* Take a cached IOVA of class @cls at or below @limit: 0, or -ENOENT on a miss. */
+static int cache_take(struct iovaq_cache *c, unsigned int cls, iovaq_iova_t limit,
+		      iovaq_iova_t *out)
+{
+	uint64_t last = (1ull << (cls + c->shift)) - 1;
+	struct cpu_slot *s;
+	struct front *f;
+	iovaq_iova_t *st;
+	uint32_t i, n;
+	int err;
+
+	if (c->flags & IOVAQ_CACHE_BYPASS)
+		return -ENOENT;
+	f = (c->flags & IOVAQ_CACHE_NO_FRONT) ? NULL : (front_of(c) ?: front_get_slow(c));
+	if (!f) {
+		s = my_slot(c);
+		iovaq_lock(&s->lock);
+		err = slot_get(c, s, cls, limit, out);
+		if (err)
+			s->misses[cls]++;
+		else
+			s->hits[cls]++;
+		iovaq_unlock(&s->lock);
+		return err;
+	}
+	if (f->drain_seen != IOVAQ_READ_ONCE(c->drain_epoch)) {
+		f->drain_seen = IOVAQ_READ_ONCE(c->drain_epoch);
+		front_empty(c, f);
+	}
+	if (!f->cnt[cls])
+		front_refill(c, f, cls);
+	st = front_stack(c, f, cls);
+	n = f->cnt[cls];
+	for (i = n; i-- > 0;) {
+		if (limit >= last && st[i] <= limit - last) {
+			*out = st[i];
+			st[i] = st[n - 1];
+			IOVAQ_WRITE_ONCE(f->cnt[cls], n - 1);
+			IOVAQ_OWNER_INC(f->hits[cls]);
+			return 0;
+		}
+	}
+	IOVAQ_OWNER_INC(f->misses[cls]);
+	return -ENOENT;
+}
+
+static int alloc_slow(struct iovaq_cache *c, uint64_t n, iovaq_iova_t limit, iovaq_iova_t *out)
+{
+	iovaq_iova_t iova;
+	unsigned int cls;
+	uint64_t lim;
+	int err;
+
+	if (!c || !out || !n || n > (UINT64_MAX >> c->shift))
+		return -EINVAL;
+	err = iovaq__space_limit_granule(c->sp, limit, &lim);
+	if (err)
+		return err;
+	if (n > c->max_n) {
+		err = space_alloc_retry(c, n, lim, &iova);
+		if (!err)
+			iovaq_atomic_add(&c->big_allocs, 1);
+	} else {
+		cls = iovaq_order_ceil(n);
+		n = 1ull << cls;
+		err = cache_take(c, cls, limit, &iova);
+		if (err == -ENOENT)
+			err = space_alloc_retry(c, n, lim, &iova);
+	}
+	if (!err && (c->flags & IOVAQ_CACHE_CHECKED)) {
+		err = held_add(c, iova, n);
+		if (err)	/* undo: the space takes it back, nothing is lost */
+			iovaq_space_free(c->sp, iova, n);
+	}
+	if (err) {
+		iovaq_atomic_add(&c->fails, 1);
+		return err;
+	}
+	*out = iova;
+	return 0;
+}
+
+int iovaq_cache_alloc(struct iovaq_cache *c, uint64_t n, iovaq_iova_t limit, iovaq_iova_t *out)
+{
+	struct front *f;
+	unsigned int cls;
+	iovaq_iova_t iova;
+	uint32_t k;
+
+	if (iovaq_likely(c && c->fast && out && n && n <= c->max_n)) {
+		cls = iovaq_order_ceil(n);
+		f = front_of(c);
+		if (iovaq_likely(f && f->drain_seen == IOVAQ_READ_ONCE(c->drain_epoch))) {
+			k = f->cnt[cls];
+			if (iovaq_likely(k)) {
+				iova = f->stack[(size_t)cls * c->cap + k - 1];
+				if (iovaq_likely(iova + ((1ull << (cls + c->shift)) - 1) <= limit)) {
+					IOVAQ_WRITE_ONCE(f->cnt[cls], k - 1);
+					IOVAQ_OWNER_INC(f->hits[cls]);
+					*out = iova;
+					return 0;
+				}
+			}
+		}
+	}
+	return alloc_slow(c, n, limit, out);
+}
+
+/* Cheap validity checks that need no lookup: class alignment and the space's bounds. */
+static int free_plausible(const struct iovaq_cache *c, iovaq_iova_t iova, uint64_t bytes)
+{
+	return !(iova & (bytes - 1)) && iova >= c->lo_iova && iova <= c->hi_iova &&
+	       bytes - 1 <= c->hi_iova - iova;
+}
+
+static int free_slow(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
+{
+	struct cpu_slot *s;
+	struct front *f;
+	unsigned int cls;
+	int err;
+
+	if (!c || !n || n > (UINT64_MAX >> c->shift))
+		return -EINVAL;
+	if (n > c->max_n) {
+		if (c->flags & IOVAQ_CACHE_CHECKED && held_del(c, iova, n))
+			return -EINVAL;
+		err = iovaq_space_free(c->sp, iova, n);
+		if (!err)
+			iovaq_atomic_add(&c->big_frees, 1);
+		else if (c->flags & IOVAQ_CACHE_CHECKED)
+			held_add(c, iova, n);	/* cannot happen: held implies allocated */
+		return err;
+	}
+	cls = iovaq_order_ceil(n);
+	n = 1ull << cls;
+	if (!free_plausible(c, iova, n << c->shift))
+		return -EINVAL;
+	if ((c->flags & IOVAQ_CACHE_CHECKED) && held_del(c, iova, n))
+		return -EINVAL;
+	if (c->flags & IOVAQ_CACHE_BYPASS)
+		return iovaq_space_free(c->sp, iova, n);
+
+	f = (c->flags & IOVAQ_CACHE_NO_FRONT) ? NULL : (front_of(c) ?: front_get_slow(c));
+	if (!f) {
+		s = my_slot(c);
+		iovaq_lock(&s->lock);
+		err = slot_put(c, s, cls, iova);
+		if (!err)
+			s->frees[cls]++;
+		iovaq_unlock(&s->lock);
+		if (err)	/* no memory for a magazine: the space takes it */
+			return_to_space(c, cls, &iova, 1);
+		return 0;
+	}
+	if (f->drain_seen != IOVAQ_READ_ONCE(c->drain_epoch)) {
+		f->drain_seen = IOVAQ_READ_ONCE(c->drain_epoch);
+		front_empty(c, f);
+	}
+	if (f->cnt[cls] == c->cap)
+		front_spill(c, f, cls, c->cap / 2 ? c->cap / 2 : 1);
+	front_stack(c, f, cls)[f->cnt[cls]] = iova;
+	IOVAQ_WRITE_ONCE(f->cnt[cls], f->cnt[cls] + 1);
+	IOVAQ_OWNER_INC(f->frees[cls]);
+	return 0;
+}
+
+int iovaq_cache_free(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
+{
+	struct front *f;
+	unsigned int cls;
+	uint32_t k;
+
+	if (iovaq_likely(c && c->fast && n && n <= c->max_n)) {
+		cls = iovaq_order_ceil(n);
+		f = front_of(c);
+		if (iovaq_likely(f && f->drain_seen == IOVAQ_READ_ONCE(c->drain_epoch) &&
+				 free_plausible(c, iova, 1ull << (cls + c->shift)))) {
+			k = f->cnt[cls];
+			if (iovaq_likely(k < c->cap)) {
+				f->stack[(size_t)cls * c->cap + k] = iova;
+				IOVAQ_WRITE_ONCE(f->cnt[cls], k + 1);
+				IOVAQ_OWNER_INC(f->frees[cls]);
+				return 0;
+			}
+		}
+	}
+	return free_slow(c, iova, n);
+}
+
+/* ---- drain, create, destroy ------------------------------------------------------------- */
+
+static void slot_empty(struct iovaq_cache *c, struct cpu_slot *s)
+{
+	unsigned int cls;
+
+	for (cls = 0; cls < c->n_cls; cls++) {
+		if (s->loaded[cls])
+			return_to_space(c, cls, s->loaded[cls]->iova, s->loaded[cls]->n);
+		if (s->prev[cls])
+			return_to_space(c, cls, s->prev[cls]->iova, s->prev[cls]->n);
+		mag_free(c, s->loaded[cls]);
+		mag_free(c, s->prev[cls]);
+		s->loaded[cls] = s->prev[cls] = NULL;
+	}
+}
+
+static void depot_empty(struct iovaq_cache *c)
+{
+	unsigned int cls;
+	struct mag *m;
+
+	for (cls = 0; cls < c->n_cls; cls++) {
+		while ((m = depot_pop(c, cls))) {
+			return_to_space(c, cls, m->iova, m->n);
+			mag_free(c, m);
+		}
+	}
+}
+
+/* Empty every per-CPU slot and the depot into the space. */
+static void drain_shared(struct iovaq_cache *c)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->n_cpus; i++) {
+		iovaq_lock(&c->slots[i].lock);
+		slot_empty(c, &c->slots[i]);
+		iovaq_unlock(&c->slots[i].lock);
+	}
+	depot_empty(c);
+}
+
+void iovaq_cache_drain(struct iovaq_cache *c)
+{
+	struct front *f;
+
+	if (!c)
+		return;
+	/* Other threads see the new epoch on their next call and empty their own fronts. */
+	__atomic_add_fetch(&c->drain_epoch, 1, __ATOMIC_SEQ_CST);
+	f = front_of(c) ?: front_find(c);
+	if (f) {
+		f->drain_seen = IOVAQ_READ_ONCE(c->drain_epoch);
+		front_empty(c, f);
+	}
+	drain_shared(c);
+}
+
+static void cache_free_all(struct iovaq_cache *c)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->n_cls; i++) {
+		iovaq__meta_free(c->hooks, &c->metadata_bytes, c->depot[i].mags,
+				 c->depot_max * sizeof(struct mag *));
+		iovaq_lock_destroy(&c->depot[i].lock);
+	}
+	if (c->slots) {
+		for (i = 0; i < c->n_cpus; i++)
+			iovaq_lock_destroy(&c->slots[i].lock);
+		iovaq__meta_free(c->hooks, &c->metadata_bytes, c->slots,
+				 c->n_cpus * sizeof(struct cpu_slot));
+	}
+	if (c->held.e)
+		iovaq__meta_free(c->hooks, &c->metadata_bytes, c->held.e,
+				 (c->held.mask + 1) * sizeof(struct held_ent));
+	iovaq_lock_destroy(&c->chk_lock);
+	iovaq_hooks_free(c->hooks, c, sizeof(*c));
+}
+
+int iovaq_cache_create(struct iovaq_space *sp, const struct iovaq_cache_opts *o,
+		       struct iovaq_cache **out)
+{
+	const uint32_t known = IOVAQ_CACHE_NO_FRONT | IOVAQ_CACHE_CHECKED | IOVAQ_CACHE_BYPASS;
+	uint64_t max_n;
+	struct iovaq_cache *c;
+	uint32_t i, cap, depot_max, n_cpus, flags;
+	int err;
+
+	if (!sp || !out)
+		return -EINVAL;
+	if (o) {
+		err = iovaq_opts_check(o, sizeof(o->sz), sizeof(*o));
+		if (err)
+			return err;
+	}
+	max_n = IOVAQ_OPTS_GET(o, max_cached_granules, 0) ?: IOVAQ_CACHE_DEFAULT_MAX_GRANULES;
+	cap = IOVAQ_OPTS_GET(o, front_cap, 0) ?: IOVAQ_CACHE_DEFAULT_FRONT_CAP;
+	n_cpus = IOVAQ_OPTS_GET(o, n_cpus, 0) ?: iovaq_ncpus();
+	depot_max = IOVAQ_OPTS_GET(o, depot_max, 0) ?: n_cpus;
+	flags = IOVAQ_OPTS_GET(o, flags, 0);
+	if (!iovaq_is_pow2(max_n) || max_n > (1ull << (NCLS - 1)) ||
+	    max_n > (UINT64_MAX >> sp->shift) || cap > IOVAQ_CACHE_MAX_FRONT_CAP ||
+	    (flags & ~known) || n_cpus > 65536 || depot_max > (1u << 20))
+		return -EINVAL;
+
+	c = iovaq_hooks_alloc(sp->hooks, sizeof(*c), IOVAQ_CACHELINE);
+	if (!c)
+		return -ENOMEM;
+	iovaq_memset(c, 0, sizeof(*c));
+	c->sp = sp;
+	c->hooks = sp->hooks;
+	c->id = iovaq_atomic_inc_return(&next_cache_id);
+	c->flags = flags;
+	c->fast = !(flags & (IOVAQ_CACHE_NO_FRONT | IOVAQ_CACHE_CHECKED | IOVAQ_CACHE_BYPASS));
+	c->cap = cap;
+	c->depot_max = depot_max;
+	c->n_cpus = n_cpus;
+	c->max_n = max_n;
+	c->n_cls = iovaq_ilog2(max_n) + 1;
+	c->shift = sp->shift;
+	c->lo_iova = sp->lo_iova;
+	c->hi_iova = sp->hi_iova;
+	iovaq_lock_init(&c->chk_lock);
+	for (i = 0; i < c->n_cls; i++)
+		iovaq_lock_init(&c->depot[i].lock);
+	c->slots = iovaq__meta_alloc(c->hooks, &c->metadata_bytes,
+				     n_cpus * sizeof(struct cpu_slot));
+	if (!c->slots)
+		goto nomem;
+	iovaq_memset(c->slots, 0, n_cpus * sizeof(struct cpu_slot));
+	for (i = 0; i < n_cpus; i++)
+		iovaq_lock_init(&c->slots[i].lock);
+	for (i = 0; i < c->n_cls; i++) {
+		c->depot[i].mags = iovaq__meta_alloc(c->hooks, &c->metadata_bytes,
+						     depot_max * sizeof(struct mag *));
+		if (!c->depot[i].mags)
+			goto nomem;
+	}
+	*out = c;
+	return 0;
+nomem:
+	cache_free_all(c);
+	return -ENOMEM;
+}
+
+void iovaq_cache_destroy(struct iovaq_cache *c)
+{
+	struct front *f;
+	__typeof__(&tls.slot[0]) slot;
+
+	if (!c)
+		return;
+	iovaq_lock(&front_registry_lock);
+	while ((f = c->fronts)) {
+		front_empty(c, f);
+		front_unlink_free(c, f);
+	}
+	iovaq_unlock(&front_registry_lock);
+	/*
+	 * Other threads keep a stale table entry for our id, which can never match again since
+	 * ids are not reused; the calling thread forgets its own at once.
+	 */
+	slot = &tls.slot[c->id & (TSLOTS - 1)];
+	if (slot->id == c->id)
+		slot->id = 0;
+	drain_shared(c);
+	cache_free_all(c);
+}
+
+struct iovaq_space *iovaq_cache_space(const struct iovaq_cache *c)
+{
+	return c->sp;
+}
+
+/* ---- stats and check -------------------------------------------------------------------- */
+
+int iovaq_cache_stats(struct iovaq_cache *c, struct iovaq_stats *st)
+{
+	struct iovaq_stats tmp;
+	struct iovaq_class_stats *k;
+	struct front *f;
+	unsigned int cls;
+	uint32_t i;
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	err = iovaq_opts_check(st, offsetof(struct iovaq_stats, n_classes), SIZE_MAX);
+	if (err)
+		return err;
+	iovaq_memset(&tmp, 0, sizeof(tmp));
+	tmp.n_classes = c->n_cls;
+	for (cls = 0; cls < c->n_cls; cls++) {
+		k = &tmp.classes[cls];
+		k->granules = 1ull << cls;
+		k->hits = IOVAQ_READ_ONCE(c->gone_hits[cls]);
+		k->misses = IOVAQ_READ_ONCE(c->gone_misses[cls]);
+		k->frees = IOVAQ_READ_ONCE(c->gone_frees[cls]);
+		k->trimmed = IOVAQ_READ_ONCE(c->trimmed[cls]);
+	}
+	iovaq_lock(&front_registry_lock);
+	for (f = c->fronts; f; f = f->c_next) {
+		for (cls = 0; cls < c->n_cls; cls++) {
+			k = &tmp.classes[cls];
+			k->hits += IOVAQ_READ_ONCE(f->hits[cls]);
+			k->misses += IOVAQ_READ_ONCE(f->misses[cls]);
+			k->frees += IOVAQ_READ_ONCE(f->frees[cls]);
+			k->cached += IOVAQ_READ_ONCE(f->cnt[cls]);
+		}
+	}
+	tmp.metadata_bytes += IOVAQ_READ_ONCE(c->metadata_bytes) + sizeof(*c);
+	iovaq_unlock(&front_registry_lock);
+	for (i = 0; i < c->n_cpus; i++) {
+		struct cpu_slot *s = &c->slots[i];
+
+		iovaq_lock(&s->lock);
+		for (cls = 0; cls < c->n_cls; cls++) {
+			k = &tmp.classes[cls];
+			k->hits += s->hits[cls];
+			k->misses += s->misses[cls];
+			k->frees += s->frees[cls];
+			k->cached += (s->loaded[cls] ? s->loaded[cls]->n : 0) +
+				     (s->prev[cls] ? s->prev[cls]->n : 0);
+		}
+		iovaq_unlock(&s->lock);
+	}
+	for (cls = 0; cls < c->n_cls; cls++) {
+		struct depot *d = &c->depot[cls];
+
+		k = &tmp.classes[cls];
+		iovaq_lock(&d->lock);
+		k->depot_mags = d->n;
+		for (i = 0; i < d->n; i++)
+			k->cached += d->mags[i]->n;
+		iovaq_unlock(&d->lock);
+		tmp.cached_granules += k->cached << cls;
+		tmp.cache_allocs += k->hits + k->misses;
+		tmp.cache_frees += k->frees;
+	}
+	/* Without a front, misses are counted per slot only when they take the slot path. */
+	tmp.cache_allocs += IOVAQ_READ_ONCE(c->big_allocs);
+	tmp.cache_frees += IOVAQ_READ_ONCE(c->big_frees);
+	tmp.cache_alloc_fail = IOVAQ_READ_ONCE(c->fails);
+	tmp.cache_retries = IOVAQ_READ_ONCE(c->retries);
+	iovaq__space_lock(c->sp);
+	iovaq__space_stats_locked(c->sp, &tmp);
+	iovaq__space_unlock(c->sp);
+	tmp.sz = st->sz < sizeof(tmp) ? st->sz : sizeof(tmp);
+	iovaq_memcpy(st, &tmp, tmp.sz);
+	return 0;
+}
+
+struct cached_ent {
+	iovaq_iova_t iova;
+	uint64_t n;
+};
+
+static int cmp_cached(const void *a, const void *b)
+{
+	const struct cached_ent *x = a, *y = b;
+
+	return x->iova < y->iova ? -1 : x->iova > y->iova;
+}
+
+static void collect(struct cached_ent *v, uint64_t *k, unsigned int cls, const iovaq_iova_t *src,
+		    uint64_t n)
+{
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		v[(*k)++] = (struct cached_ent){ src[i], 1ull << cls };
+}
+
+static int count_allocs(void *arg, iovaq_iova_t iova, uint64_t n)
+{
+	(void)iova;
+	(void)n;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+int iovaq_cache_check(struct iovaq_cache *c)
+{
+	struct cached_ent *v = NULL;
+	uint64_t total = 0, k = 0, i, allocs = 0;
+	struct front *f;
+	unsigned int cls;
+	uint32_t s, j;
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	err = iovaq_space_check(c->sp);
+	if (err)
+		return err;
+	/* Quiescent by contract: read everything without the owners' cooperation. */
+	iovaq_lock(&front_registry_lock);
+	for (f = c->fronts; f; f = f->c_next)
+		for (cls = 0; cls < c->n_cls; cls++)
+			total += f->cnt[cls];
+	for (s = 0; s < c->n_cpus; s++)
+		for (cls = 0; cls < c->n_cls; cls++)
+			total += (c->slots[s].loaded[cls] ? c->slots[s].loaded[cls]->n : 0) +
+				 (c->slots[s].prev[cls] ? c->slots[s].prev[cls]->n : 0);
+	for (cls = 0; cls < c->n_cls; cls++)
+		for (j = 0; j < c->depot[cls].n; j++)
+			total += c->depot[cls].mags[j]->n;
+	if (total) {
+		v = iovaq_hooks_alloc(c->hooks, total * sizeof(*v), 8);
+		if (!v) {
+			iovaq_unlock(&front_registry_lock);
+			return -ENOMEM;
+		}
+	}
+	for (f = c->fronts; f; f = f->c_next)
+		for (cls = 0; cls < c->n_cls; cls++)
+			collect(v, &k, cls, front_stack(c, f, cls), f->cnt[cls]);
+	for (s = 0; s < c->n_cpus; s++) {
+		for (cls = 0; cls < c->n_cls; cls++) {
+			struct mag *m = c->slots[s].loaded[cls], *p = c->slots[s].prev[cls];
+
+			if (m)
+				collect(v, &k, cls, m->iova, m->n);
+			if (p)
+				collect(v, &k, cls, p->iova, p->n);
+		}
+	}
+	for (cls = 0; cls < c->n_cls; cls++)
+		for (j = 0; j < c->depot[cls].n; j++)
+			collect(v, &k, cls, c->depot[cls].mags[j]->iova, c->depot[cls].mags[j]->n);
+	iovaq_unlock(&front_registry_lock);
+
+	iovaq_sort(v, total, sizeof(*v), cmp_cached);
+	iovaq__space_lock(c->sp);
+	for (i = 0; i < total && !err; i++) {
+		/* Each cached IOVA: a live space allocation of exactly its class, cached once. */
+		if (iovaq__space_lookup_locked(c->sp, v[i].iova) != v[i].n ||
+		    (v[i].iova & ((v[i].n << c->shift) - 1)) ||
+		    (i && v[i].iova == v[i - 1].iova))
+			err = -EUCLEAN;
+	}
+	iovaq__space_unlock(c->sp);
+	if (!err && (c->flags & IOVAQ_CACHE_CHECKED)) {
+		/* Held and cached together must be exactly the space's allocations. */
+		iovaq_lock(&c->chk_lock);
+		for (i = 0; c->held.e && i <= c->held.mask && !err; i++) {
+			struct held_ent *e = &c->held.e[i];
+
+			if (!e->iova)
+				continue;
+			iovaq__space_lock(c->sp);
+			if (iovaq__space_lookup_locked(c->sp, e->iova) != e->n)
+				err = -EUCLEAN;
+			iovaq__space_unlock(c->sp);
+		}
+		k = c->held.n;
+		iovaq_unlock(&c->chk_lock);
+		if (!err) {
+			iovaq_space_walk(c->sp, count_allocs, &allocs);
+			if (allocs != k + total)
+				err = -EUCLEAN;
+		}
+	}
+	if (v)
+		iovaq_hooks_free(c->hooks, v, total * sizeof(*v));
+	return err;
+}

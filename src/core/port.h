@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * The portability boundary of src/core/.
+ *
+ * The core compiles unchanged in userspace (libc, pthreads) and inside a kernel module
+ * (spinlocks, per-CPU data, ktime, kmalloc). Core files include this header and never a libc
+ * or kernel header directly. Each environment provides:
+ *
+ *  - iovaq_lock_t, iovaq_lock_init/_destroy/_lock/_unlock: a short, non-recursive lock held
+ *    for O(log n) work at most (or one magazine's worth of frees);
+ *  - IOVAQ_READ_ONCE/IOVAQ_WRITE_ONCE (relaxed, untorn), iovaq_atomic_* (sequentially
+ *    consistent read-modify-write on uint64_t);
+ *  - iovaq_cpu_id() (the CPU the caller runs on now; may change right after) and
+ *    iovaq_ncpus() (number of configured CPUs);
+ *  - iovaq_now_ns() (monotonic nanoseconds);
+ *  - iovaq_memset/iovaq_memcpy/iovaq_memcmp, iovaq_sort (heap or quick sort), iovaq_snprintf;
+ *  - IOVAQ_THREAD_FRONT: 1 where per-thread storage and thread-exit callbacks exist
+ *    (userspace); the kernel uses per-CPU data with preemption disabled instead.
+ */
+#ifndef IOVAQ_PORT_H
+#define IOVAQ_PORT_H
+
+#ifdef __KERNEL__
+#include "port_kernel.h"
+#else
+#include "port_user.h"
+#endif
+
+#define iovaq_likely(x) __builtin_expect(!!(x), 1)
+#define iovaq_unlikely(x) __builtin_expect(!!(x), 0)
+
+#define IOVAQ_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define iovaq_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define IOVAQ_CACHELINE 64
+
+#define IOVAQ_READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define IOVAQ_WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define iovaq_atomic_add(p, v) ((void)__atomic_fetch_add((p), (v), __ATOMIC_RELAXED))
+#define iovaq_atomic_inc_return(p) (__atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST))
+#define iovaq_load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+
+/* Increment a counter that only its owner writes but others may read at any time. */
+#define IOVAQ_OWNER_INC(x) IOVAQ_WRITE_ONCE(x, (x) + 1)
+
+static inline int iovaq_is_pow2(uint64_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+/* floor(log2(x)) for x > 0. */
+static inline unsigned int iovaq_ilog2(uint64_t x)
+{
+	return 63u - (unsigned int)__builtin_clzll(x);
+}
+
+/* ceil(log2(x)) for x > 0. */
+static inline unsigned int iovaq_order_ceil(uint64_t x)
+{
+	return x <= 1 ? 0 : 64u - (unsigned int)__builtin_clzll(x - 1);
+}
+
+/* Reads of an options struct that may be older (shorter) than this library's. */
+#define IOVAQ_OPTS_HAS(opts, field) \
+	((opts) && (opts)->sz >= offsetof(__typeof__(*(opts)), field) + sizeof((opts)->field))
+#define IOVAQ_OPTS_GET(opts, field, def) (IOVAQ_OPTS_HAS(opts, field) ? (opts)->field : (def))
+
+/**
+ * iovaq_opts_check() - validate the size prefix of an options or stats struct.
+ * @p: the struct (its first member is size_t sz).
+ * @min_sz: the smallest size the library accepts (up to and including the first field).
+ * @known_sz: sizeof the struct as this library knows it.
+ *
+ * Return: 0; -EINVAL if @p is NULL or too small; -E2BIG if the caller's struct is larger than
+ * @known_sz and any byte beyond it is non-zero (a field this library would ignore).
+ */
+static inline int iovaq_opts_check(const void *p, size_t min_sz, size_t known_sz)
+{
+	const unsigned char *b = (const unsigned char *)p;
+	size_t sz, i;
+
+	if (!p)
+		return -EINVAL;
+	iovaq_memcpy(&sz, p, sizeof(sz));
+	if (sz < min_sz)
+		return -EINVAL;
+	for (i = known_sz; i < sz; i++)
+		if (b[i])
+			return -E2BIG;
+	return 0;
+}
+
+/* Metadata allocation through the caller's hooks. */
+static inline void *iovaq_hooks_alloc(const struct iovaq_alloc_hooks *h, size_t size, size_t align)
+{
+	return h->alloc(h->ctx, size, align);
+}
+
+static inline void iovaq_hooks_free(const struct iovaq_alloc_hooks *h, void *p, size_t size)
+{
+	if (p)
+		h->free(h->ctx, p, size);
+}
+
+#endif /* IOVAQ_PORT_H */
