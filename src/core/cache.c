@@ -16,7 +16,7 @@
  * contents only when the owner cannot run concurrently: after the owner exited (the exit
  * callback holds the registry lock) or when the cache is destroyed or checked, which the API
  * requires to be quiescent. A drain therefore cannot empty other threads' fronts itself: it
- * bumps @drain_epoch, and each owner empties its front on its next call.
+ * bumps the epoch half of @key, and each owner empties its front on its next call.
  */
 #include <iovaq/cache.h>
 #include <iovaq/stats.h>
@@ -63,7 +63,8 @@ struct front {
 	struct front *c_next, *c_prev;	/* the cache's list; registry lock */
 	struct front *t_next, *t_prev;	/* the thread's list; registry lock */
 	struct tstate *owner;		/* const */
-	uint64_t drain_seen;		/* owner only */
+	uint64_t seen_key;		/* owner only: the cache's key when last synced */
+	iovaq_iova_t *stk[NCLS];	/* const: class c's stack, @cap entries */
 	uint32_t cnt[NCLS];		/* owner writes; others read relaxed */
 	uint64_t hits[NCLS];		/* owner writes; others read relaxed */
 	uint64_t misses[NCLS];
@@ -85,19 +86,28 @@ struct iovaq_cache {
 	/* Read-mostly, set at creation. */
 	struct iovaq_space *sp;
 	const struct iovaq_alloc_hooks *hooks;
-	uint64_t id;
+	uint64_t id;			/* unique, 1 .. 2^32 - 1 */
 	uint32_t flags;
-	uint32_t fast;			/* the lock-free front path applies */
-	uint32_t cap;			/* front entries per class */
+	uint64_t fast_max;		/* max_n, or 0 without a fast path: cache_create() */
+	uint32_t cap;			/* front entries per class, a power of two */
+	uint32_t cap_shift;		/* log2(cap) */
 	uint32_t depot_max;
 	uint32_t n_cpus;
 	uint32_t n_cls;
 	uint64_t max_n;			/* largest class, granules */
+	uint64_t granule;		/* bytes */
 	unsigned int shift;
 	iovaq_iova_t lo_iova, hi_iova;
+	uint64_t span;			/* hi_iova - lo_iova */
 	struct cpu_slot *slots;
 
-	uint64_t drain_epoch __attribute__((aligned(IOVAQ_CACHELINE))); /* atomic */
+	uint64_t mask[NCLS];		/* class c's size in bytes - 1 */
+	/*
+	 * id << 32 | drain epoch (mod 2^32), changed only by compare-and-swap. A thread's
+	 * front is current when the key it last saw is still the cache's key: one compare
+	 * covers "this is the cache I used last" and "no drain happened since".
+	 */
+	uint64_t key __attribute__((aligned(IOVAQ_CACHELINE)));
 
 	struct depot depot[NCLS] __attribute__((aligned(IOVAQ_CACHELINE)));
 	struct front *fronts;		/* registry lock */
@@ -115,12 +125,16 @@ struct iovaq_cache {
 /* ---- per-thread state ------------------------------------------------------------------- */
 
 /*
- * Each thread keeps a tiny direct-mapped table from cache id to its front, so the fast path
- * finds its front with one load and one compare. Ids are never reused, so a stale entry for a
- * destroyed cache can never match.
+ * Each thread remembers the front it used last with the cache key it saw then: the fast path
+ * needs one compare. Behind it, a tiny direct-mapped table from cache id to front serves
+ * threads that alternate between caches without taking the registry lock. Ids are never
+ * reused (until 2^32 caches have been created), so a stale entry for a destroyed cache can
+ * never match.
  */
 #define TSLOTS 8
 struct tstate {
+	uint64_t last_key;
+	struct front *last;
 	struct {
 		uint64_t id;
 		struct front *f;
@@ -153,12 +167,19 @@ static inline struct front *front_of(const struct iovaq_cache *c)
 static inline iovaq_iova_t *front_stack(const struct iovaq_cache *c, struct front *f,
 					unsigned int cls)
 {
-	return &f->stack[(size_t)cls * c->cap];
+	(void)c;
+	return f->stk[cls];
 }
 
 static size_t front_bytes(const struct iovaq_cache *c)
 {
 	return sizeof(struct front) + (size_t)c->n_cls * c->cap * sizeof(iovaq_iova_t);
+}
+
+/* ceil(log2(n)) for n >= 1 without a branch: floor(log2(2n - 1)). */
+static inline unsigned int class_of(uint64_t n)
+{
+	return iovaq_ilog2((n << 1) - 1);
 }
 
 /* ---- magazines, slots, depot ------------------------------------------------------------ */
@@ -411,8 +432,8 @@ static struct front *front_find(struct iovaq_cache *c)
 /* The calling thread's front for @c, created on first use; NULL if it cannot be. */
 static struct front *front_get_slow(struct iovaq_cache *c)
 {
-	unsigned int i = (unsigned int)(c->id & (TSLOTS - 1));
 	struct front *f;
+	unsigned int i;
 
 	iovaq_once(&tkey_once, tkey_init);
 	if (tkey_err)
@@ -433,7 +454,9 @@ static struct front *front_get_slow(struct iovaq_cache *c)
 		f->id = c->id;
 		f->cache = c;
 		f->owner = &tls;
-		f->drain_seen = IOVAQ_READ_ONCE(c->drain_epoch);
+		f->seen_key = IOVAQ_READ_ONCE(c->key);
+		for (i = 0; i < c->n_cls; i++)
+			f->stk[i] = &f->stack[(size_t)i << c->cap_shift];
 		f->c_next = c->fronts;
 		if (c->fronts)
 			c->fronts->c_prev = f;
@@ -443,10 +466,30 @@ static struct front *front_get_slow(struct iovaq_cache *c)
 			tls.list->t_prev = f;
 		tls.list = f;
 	}
-	tls.slot[i].id = c->id;
-	tls.slot[i].f = f;
+	tls.slot[c->id & (TSLOTS - 1)].id = c->id;
+	tls.slot[c->id & (TSLOTS - 1)].f = f;
 out:
 	iovaq_unlock(&front_registry_lock);
+	return f;
+}
+
+/*
+ * The calling thread's front, made current: created if needed, emptied into the space if a
+ * drain happened since the thread last used it, and remembered for the fast path.
+ */
+static struct front *front_sync(struct iovaq_cache *c)
+{
+	uint64_t key = IOVAQ_READ_ONCE(c->key);
+	struct front *f = front_of(c) ?: front_get_slow(c);
+
+	if (!f)
+		return NULL;
+	if (f->seen_key != key) {
+		front_empty(c, f);
+		f->seen_key = key;
+	}
+	tls.last_key = key;
+	tls.last = f;
 	return f;
 }
 
@@ -573,7 +616,7 @@ static int cache_take(struct iovaq_cache *c, unsigned int cls, iovaq_iova_t limi
 
 	if (c->flags & IOVAQ_CACHE_BYPASS)
 		return -ENOENT;
-	f = (c->flags & IOVAQ_CACHE_NO_FRONT) ? NULL : (front_of(c) ?: front_get_slow(c));
+	f = (c->flags & IOVAQ_CACHE_NO_FRONT) ? NULL : front_sync(c);
 	if (!f) {
 		s = my_slot(c);
 		iovaq_lock(&s->lock);
@@ -584,10 +627,6 @@ static int cache_take(struct iovaq_cache *c, unsigned int cls, iovaq_iova_t limi
 			s->hits[cls]++;
 		iovaq_unlock(&s->lock);
 		return err;
-	}
-	if (f->drain_seen != IOVAQ_READ_ONCE(c->drain_epoch)) {
-		f->drain_seen = IOVAQ_READ_ONCE(c->drain_epoch);
-		front_empty(c, f);
 	}
 	if (!f->cnt[cls])
 		front_refill(c, f, cls);
@@ -606,7 +645,8 @@ static int cache_take(struct iovaq_cache *c, unsigned int cls, iovaq_iova_t limi
 	return -ENOENT;
 }
 
-static int alloc_slow(struct iovaq_cache *c, uint64_t n, iovaq_iova_t limit, iovaq_iova_t *out)
+static __attribute__((noinline)) int alloc_slow(struct iovaq_cache *c, uint64_t n,
+						iovaq_iova_t limit, iovaq_iova_t *out)
 {
 	iovaq_iova_t iova;
 	unsigned int cls;
@@ -623,7 +663,7 @@ static int alloc_slow(struct iovaq_cache *c, uint64_t n, iovaq_iova_t limit, iov
 		if (!err)
 			iovaq_atomic_add(&c->big_allocs, 1);
 	} else {
-		cls = iovaq_order_ceil(n);
+		cls = class_of(n);
 		n = 1ull << cls;
 		err = cache_take(c, cls, limit, &iova);
 		if (err == -ENOENT)
@@ -642,26 +682,30 @@ static int alloc_slow(struct iovaq_cache *c, uint64_t n, iovaq_iova_t limit, iov
 	return 0;
 }
 
+/*
+ * The fast paths: a hit in the calling thread's front. One unsigned compare covers a NULL-free
+ * cache with a fast path (fast_max is max_n, or 0), n != 0 and n <= max_n;
+ * everything else, and every miss, goes to the out-of-line slow path, so that the hit keeps
+ * its register pressure (and prologue) small.
+ */
 int iovaq_cache_alloc(struct iovaq_cache *c, uint64_t n, iovaq_iova_t limit, iovaq_iova_t *out)
 {
-	struct front *f;
-	unsigned int cls;
+	struct front *f = tls.last;
 	iovaq_iova_t iova;
+	unsigned int cls;
 	uint32_t k;
 
-	if (iovaq_likely(c && c->fast && out && n && n <= c->max_n)) {
-		cls = iovaq_order_ceil(n);
-		f = front_of(c);
-		if (iovaq_likely(f && f->drain_seen == IOVAQ_READ_ONCE(c->drain_epoch))) {
-			k = f->cnt[cls];
-			if (iovaq_likely(k)) {
-				iova = f->stack[(size_t)cls * c->cap + k - 1];
-				if (iovaq_likely(iova + ((1ull << (cls + c->shift)) - 1) <= limit)) {
-					IOVAQ_WRITE_ONCE(f->cnt[cls], k - 1);
-					IOVAQ_OWNER_INC(f->hits[cls]);
-					*out = iova;
-					return 0;
-				}
+	if (iovaq_likely(c && n - 1 < c->fast_max && out &&
+			 tls.last_key == IOVAQ_READ_ONCE(c->key))) {
+		cls = class_of(n);
+		k = f->cnt[cls];
+		if (iovaq_likely(k)) {
+			iova = f->stk[cls][k - 1];
+			if (iovaq_likely(iova + c->mask[cls] <= limit)) {
+				IOVAQ_WRITE_ONCE(f->cnt[cls], k - 1);
+				IOVAQ_OWNER_INC(f->hits[cls]);
+				*out = iova;
+				return 0;
 			}
 		}
 	}
@@ -675,7 +719,8 @@ static int free_plausible(const struct iovaq_cache *c, iovaq_iova_t iova, uint64
 	       bytes - 1 <= c->hi_iova - iova;
 }
 
-static int free_slow(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
+static __attribute__((noinline)) int free_slow(struct iovaq_cache *c, iovaq_iova_t iova,
+					       uint64_t n)
 {
 	struct cpu_slot *s;
 	struct front *f;
@@ -694,7 +739,7 @@ static int free_slow(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
 			held_add(c, iova, n);	/* cannot happen: held implies allocated */
 		return err;
 	}
-	cls = iovaq_order_ceil(n);
+	cls = class_of(n);
 	n = 1ull << cls;
 	if (!free_plausible(c, iova, n << c->shift))
 		return -EINVAL;
@@ -703,7 +748,7 @@ static int free_slow(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
 	if (c->flags & IOVAQ_CACHE_BYPASS)
 		return iovaq_space_free(c->sp, iova, n);
 
-	f = (c->flags & IOVAQ_CACHE_NO_FRONT) ? NULL : (front_of(c) ?: front_get_slow(c));
+	f = (c->flags & IOVAQ_CACHE_NO_FRONT) ? NULL : front_sync(c);
 	if (!f) {
 		s = my_slot(c);
 		iovaq_lock(&s->lock);
@@ -715,10 +760,6 @@ static int free_slow(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
 			return_to_space(c, cls, &iova, 1);
 		return 0;
 	}
-	if (f->drain_seen != IOVAQ_READ_ONCE(c->drain_epoch)) {
-		f->drain_seen = IOVAQ_READ_ONCE(c->drain_epoch);
-		front_empty(c, f);
-	}
 	if (f->cnt[cls] == c->cap)
 		front_spill(c, f, cls, c->cap / 2 ? c->cap / 2 : 1);
 	front_stack(c, f, cls)[f->cnt[cls]] = iova;
@@ -729,22 +770,22 @@ static int free_slow(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
 
 int iovaq_cache_free(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
 {
-	struct front *f;
+	struct front *f = tls.last;
 	unsigned int cls;
+	uint64_t mask;
 	uint32_t k;
 
-	if (iovaq_likely(c && c->fast && n && n <= c->max_n)) {
-		cls = iovaq_order_ceil(n);
-		f = front_of(c);
-		if (iovaq_likely(f && f->drain_seen == IOVAQ_READ_ONCE(c->drain_epoch) &&
-				 free_plausible(c, iova, 1ull << (cls + c->shift)))) {
-			k = f->cnt[cls];
-			if (iovaq_likely(k < c->cap)) {
-				f->stack[(size_t)cls * c->cap + k] = iova;
-				IOVAQ_WRITE_ONCE(f->cnt[cls], k + 1);
-				IOVAQ_OWNER_INC(f->frees[cls]);
-				return 0;
-			}
+	if (iovaq_likely(c && n - 1 < c->fast_max && tls.last_key == IOVAQ_READ_ONCE(c->key))) {
+		cls = class_of(n);
+		mask = c->mask[cls];
+		k = f->cnt[cls];
+		/* Class-aligned and inside the span (mask <= span: see cache_create()). */
+		if (iovaq_likely(!(iova & mask) && iova - c->lo_iova <= c->span - mask &&
+				 k < c->cap)) {
+			f->stk[cls][k] = iova;
+			IOVAQ_WRITE_ONCE(f->cnt[cls], k + 1);
+			IOVAQ_OWNER_INC(f->frees[cls]);
+			return 0;
 		}
 	}
 	return free_slow(c, iova, n);
@@ -796,16 +837,19 @@ static void drain_shared(struct iovaq_cache *c)
 void iovaq_cache_drain(struct iovaq_cache *c)
 {
 	struct front *f;
+	uint64_t key;
 
 	if (!c)
 		return;
 	/* Other threads see the new epoch on their next call and empty their own fronts. */
-	__atomic_add_fetch(&c->drain_epoch, 1, __ATOMIC_SEQ_CST);
+	key = IOVAQ_READ_ONCE(c->key);
+	while (!__atomic_compare_exchange_n(&c->key, &key,
+					    (key & ~0xffffffffull) | (uint32_t)(key + 1), 0,
+					    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		;
 	f = front_of(c) ?: front_find(c);
-	if (f) {
-		f->drain_seen = IOVAQ_READ_ONCE(c->drain_epoch);
-		front_empty(c, f);
-	}
+	if (f)
+		front_sync(c);
 	drain_shared(c);
 }
 
@@ -863,10 +907,22 @@ int iovaq_cache_create(struct iovaq_space *sp, const struct iovaq_cache_opts *o,
 	iovaq_memset(c, 0, sizeof(*c));
 	c->sp = sp;
 	c->hooks = sp->hooks;
-	c->id = iovaq_atomic_inc_return(&next_cache_id);
+	c->id = iovaq_atomic_inc_return(&next_cache_id) & 0xffffffffu;
+	if (!c->id)	/* 0 is "no cache" in every thread's table */
+		c->id = iovaq_atomic_inc_return(&next_cache_id) & 0xffffffffu;
+	c->key = c->id << 32;
 	c->flags = flags;
-	c->fast = !(flags & (IOVAQ_CACHE_NO_FRONT | IOVAQ_CACHE_CHECKED | IOVAQ_CACHE_BYPASS));
-	c->cap = cap;
+	/* A class larger than the whole span can never be allocated: cap the classes there. */
+	while (max_n > 1 && max_n - 1 > (sp->hi - sp->lo))
+		max_n >>= 1;
+	/*
+	 * The fast paths test "n - 1 < fast_max", which is false for n == 0 (wraps), for
+	 * n > max_n, and always when fast_max is 0 (a mode without the lock-free front).
+	 */
+	if (!(flags & (IOVAQ_CACHE_NO_FRONT | IOVAQ_CACHE_CHECKED | IOVAQ_CACHE_BYPASS)))
+		c->fast_max = max_n;
+	c->cap_shift = iovaq_order_ceil(cap);
+	c->cap = 1u << c->cap_shift;
 	c->depot_max = depot_max;
 	c->n_cpus = n_cpus;
 	c->max_n = max_n;
@@ -874,6 +930,10 @@ int iovaq_cache_create(struct iovaq_space *sp, const struct iovaq_cache_opts *o,
 	c->shift = sp->shift;
 	c->lo_iova = sp->lo_iova;
 	c->hi_iova = sp->hi_iova;
+	c->span = sp->hi_iova - sp->lo_iova;
+	c->granule = sp->granule;
+	for (i = 0; i < c->n_cls; i++)
+		c->mask[i] = (c->granule << i) - 1;
 	iovaq_lock_init(&c->chk_lock);
 	for (i = 0; i < c->n_cls; i++)
 		iovaq_lock_init(&c->depot[i].lock);
@@ -917,6 +977,8 @@ void iovaq_cache_destroy(struct iovaq_cache *c)
 	slot = &tls.slot[c->id & (TSLOTS - 1)];
 	if (slot->id == c->id)
 		slot->id = 0;
+	if (tls.last_key >> 32 == c->id)
+		tls.last_key = 0;
 	drain_shared(c);
 	cache_free_all(c);
 }
