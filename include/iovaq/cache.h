@@ -59,10 +59,12 @@ enum {
 
 /**
  * struct iovaq_cache_opts - cache tuning; use IOVAQ_OPTS(). Zero fields take defaults.
- * @sz: sizeof(struct iovaq_cache_opts).
+ * @sz: sizeof(struct iovaq_cache_opts); a struct of only @sz (sizeof(size_t)) means all
+ *	defaults.
  * @max_cached_granules: largest cached size class, a power of two from 1 to
  *	2^(IOVAQ_CACHE_MAX_CLASSES - 1); 0 means IOVAQ_CACHE_DEFAULT_MAX_GRANULES (512 granules,
- *	2 MiB with 4 KiB granules; Linux stops at 32).
+ *	2 MiB with 4 KiB granules; Linux stops at 32). Classes larger than the space's whole
+ *	span can never be allocated and are dropped (see iovaq_stats.n_classes).
  * @depot_max: full magazines kept per class in the depot before trimming into the space;
  *	0 means the number of CPUs (Linux trims its depot to that count).
  * @front_cap: IOVAs a thread's front may hold per class, 1 to IOVAQ_CACHE_MAX_FRONT_CAP;

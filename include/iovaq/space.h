@@ -36,7 +36,8 @@ struct iovaq_stats;
  *	0 means IOVAQ_DEFAULT_GRANULE (4 KiB).
  * @apertures: the usable IOVA ranges, [start, last] in bytes; at least one. Each must be
  *	granule-aligned (start a multiple of @granule, last + 1 a multiple of @granule); they
- *	may be given in any order but must not overlap.
+ *	may be given in any order but must not overlap. Adjacent apertures are merged: they
+ *	form one contiguous range, and an allocation may cross the boundary.
  * @n_apertures: number of entries in @apertures, 1 to IOVAQ_SPACE_MAX_APERTURES.
  * @reserved: holes never handed out, [start, last] in bytes, widened outwards to whole
  *	granules; they may overlap each other and need not lie inside an aperture. The

@@ -115,7 +115,8 @@ struct iovaq_cache {
 	/* Counters, atomic. */
 	uint64_t retries, fails, big_allocs, big_frees;
 	uint64_t trimmed[NCLS];
-	uint64_t gone_hits[NCLS], gone_misses[NCLS], gone_frees[NCLS]; /* exited threads' */
+	/* Per class: exited threads' front counters, and every IOVAQ_CACHE_BYPASS call. */
+	uint64_t shared_hits[NCLS], shared_misses[NCLS], shared_frees[NCLS];
 	uint64_t metadata_bytes;
 
 	iovaq_lock_t chk_lock;
@@ -368,9 +369,9 @@ static void front_retire(struct iovaq_cache *c, struct front *f)
 	unsigned int cls;
 
 	for (cls = 0; cls < c->n_cls; cls++) {
-		iovaq_atomic_add(&c->gone_hits[cls], f->hits[cls]);
-		iovaq_atomic_add(&c->gone_misses[cls], f->misses[cls]);
-		iovaq_atomic_add(&c->gone_frees[cls], f->frees[cls]);
+		iovaq_atomic_add(&c->shared_hits[cls], f->hits[cls]);
+		iovaq_atomic_add(&c->shared_misses[cls], f->misses[cls]);
+		iovaq_atomic_add(&c->shared_frees[cls], f->frees[cls]);
 	}
 }
 
@@ -614,8 +615,10 @@ static int cache_take(struct iovaq_cache *c, unsigned int cls, iovaq_iova_t limi
 	uint32_t i, n;
 	int err;
 
-	if (c->flags & IOVAQ_CACHE_BYPASS)
+	if (c->flags & IOVAQ_CACHE_BYPASS) {
+		iovaq_atomic_add(&c->shared_misses[cls], 1);
 		return -ENOENT;
+	}
 	f = (c->flags & IOVAQ_CACHE_NO_FRONT) ? NULL : front_sync(c);
 	if (!f) {
 		s = my_slot(c);
@@ -745,8 +748,12 @@ static __attribute__((noinline)) int free_slow(struct iovaq_cache *c, iovaq_iova
 		return -EINVAL;
 	if ((c->flags & IOVAQ_CACHE_CHECKED) && held_del(c, iova, n))
 		return -EINVAL;
-	if (c->flags & IOVAQ_CACHE_BYPASS)
-		return iovaq_space_free(c->sp, iova, n);
+	if (c->flags & IOVAQ_CACHE_BYPASS) {
+		err = iovaq_space_free(c->sp, iova, n);
+		if (!err)
+			iovaq_atomic_add(&c->shared_frees[cls], 1);
+		return err;
+	}
 
 	f = (c->flags & IOVAQ_CACHE_NO_FRONT) ? NULL : front_sync(c);
 	if (!f) {
@@ -1009,9 +1016,9 @@ int iovaq_cache_stats(struct iovaq_cache *c, struct iovaq_stats *st)
 	for (cls = 0; cls < c->n_cls; cls++) {
 		k = &tmp.classes[cls];
 		k->granules = 1ull << cls;
-		k->hits = IOVAQ_READ_ONCE(c->gone_hits[cls]);
-		k->misses = IOVAQ_READ_ONCE(c->gone_misses[cls]);
-		k->frees = IOVAQ_READ_ONCE(c->gone_frees[cls]);
+		k->hits = IOVAQ_READ_ONCE(c->shared_hits[cls]);
+		k->misses = IOVAQ_READ_ONCE(c->shared_misses[cls]);
+		k->frees = IOVAQ_READ_ONCE(c->shared_frees[cls]);
 		k->trimmed = IOVAQ_READ_ONCE(c->trimmed[cls]);
 	}
 	iovaq_lock(&front_registry_lock);

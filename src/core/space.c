@@ -545,11 +545,19 @@ int iovaq_space_create(const struct iovaq_space_opts *o, struct iovaq_space **ou
 		sp->total_granules += sp->ap[i].last - sp->ap[i].start + 1;
 	}
 	iovaq_sort(sp->ap, nap, sizeof(sp->ap[0]), cmp_range);
-	for (i = 0; i + 1 < nap; i++) {
+	for (i = 0; i + 1 < nap; i++)
 		if (sp->ap[i].last >= sp->ap[i + 1].start)
 			goto inval;
-		inter += sp->ap[i + 1].start - sp->ap[i].last - 1;
+	/* Adjacent apertures are one contiguous range of IOVAs: merge them. */
+	for (i = 1, nap = 1; i < sp->n_ap; i++) {
+		if (sp->ap[i].start == sp->ap[nap - 1].last + 1)
+			sp->ap[nap - 1].last = sp->ap[i].last;
+		else
+			sp->ap[nap++] = sp->ap[i];
 	}
+	sp->n_ap = nap;
+	for (i = 0; i + 1 < nap; i++)
+		inter += sp->ap[i + 1].start - sp->ap[i].last - 1;
 	sp->lo = sp->ap[0].start;
 	sp->hi = sp->ap[nap - 1].last;
 	sp->lo_iova = sp->lo << sp->shift;
