@@ -19,7 +19,7 @@
 #include <iovaq/stats.h>
 
 struct snode {
-	struct snode *left, *right;
+	struct snode *left, *right, *parent;
 	uint64_t start;		/* first granule */
 	uint64_t n;		/* granules covered; 0 only for the end sentinel */
 	uint64_t gap;		/* free granules ending right before @start */
@@ -38,12 +38,14 @@ struct snode {
 #define SNODE_CHUNK_BYTES 16384u
 struct snode_chunk {
 	struct snode_chunk *next;
+	/* Keeps every node on its own cache line (chunks are cache-line aligned). */
+	char pad[IOVAQ_CACHELINE - sizeof(struct snode_chunk *)];
 	struct snode nodes[];
 };
 #define SNODE_PER_CHUNK ((SNODE_CHUNK_BYTES - sizeof(struct snode_chunk)) / sizeof(struct snode))
 IOVAQ_STATIC_ASSERT(SNODE_PER_CHUNK >= 64, "a node chunk must amortise its allocation");
 /* Heights stay below 1.44 log2(2^64) < 93 and orders below 64: both fit in a byte. */
-IOVAQ_STATIC_ASSERT(sizeof(struct snode) <= 64, "a node must fit one cache line");
+IOVAQ_STATIC_ASSERT(sizeof(struct snode) == IOVAQ_CACHELINE, "a node must be one cache line");
 
 /* One allocation request, in granules. */
 struct sreq {
@@ -127,115 +129,172 @@ static void snode_set_gap(struct snode *x, uint64_t gap)
 	x->gap_order = gap_order_of(x->start - gap, gap);
 }
 
-/* Recompute height and subtree summaries of @x from its children. */
-static void snode_update(struct snode *x)
+static inline uint64_t max_u64(uint64_t a, uint64_t b)
 {
-	unsigned int hl = h_of(x->left), hr = h_of(x->right);
+	return a > b ? a : b;
+}
+
+static inline int8_t max_i8(int8_t a, int8_t b)
+{
+	return a > b ? a : b;
+}
+
+/*
+ * Recompute height and subtree summaries of @x from its children; returns the balance factor
+ * (left height - right height). Absent children count as height 0, gap 0, order -1.
+ */
+static inline int snode_update(struct snode *x)
+{
+	const struct snode *l = x->left, *r = x->right;
+	unsigned int hl = 0, hr = 0;
 	uint64_t mg = x->gap;
 	int8_t mo = x->gap_order;
 
+	if (l) {
+		hl = l->height;
+		mg = max_u64(mg, l->max_gap);
+		mo = max_i8(mo, l->max_order);
+	}
+	if (r) {
+		hr = r->height;
+		mg = max_u64(mg, r->max_gap);
+		mo = max_i8(mo, r->max_order);
+	}
 	x->height = (uint8_t)(1 + (hl > hr ? hl : hr));
-	if (x->left) {
-		if (x->left->max_gap > mg)
-			mg = x->left->max_gap;
-		if (x->left->max_order > mo)
-			mo = x->left->max_order;
-	}
-	if (x->right) {
-		if (x->right->max_gap > mg)
-			mg = x->right->max_gap;
-		if (x->right->max_order > mo)
-			mo = x->right->max_order;
-	}
 	x->max_gap = mg;
 	x->max_order = mo;
+	return (int)hl - (int)hr;
 }
 
-static struct snode *rot_right(struct snode *x)
+/* Make @nw take @old's place under @old's parent (or as the root). */
+static void replace_child(struct iovaq_space *sp, struct snode *old, struct snode *nw)
+{
+	struct snode *p = old->parent;
+
+	if (!p)
+		sp->root = nw;
+	else if (p->left == old)
+		p->left = nw;
+	else
+		p->right = nw;
+	if (nw)
+		nw->parent = p;
+}
+
+static struct snode *rot_right(struct iovaq_space *sp, struct snode *x)
 {
 	struct snode *l = x->left;
 
+	replace_child(sp, x, l);
 	x->left = l->right;
+	if (x->left)
+		x->left->parent = x;
 	l->right = x;
+	x->parent = l;
 	snode_update(x);
 	snode_update(l);
 	return l;
 }
 
-static struct snode *rot_left(struct snode *x)
+static struct snode *rot_left(struct iovaq_space *sp, struct snode *x)
 {
 	struct snode *r = x->right;
 
+	replace_child(sp, x, r);
 	x->right = r->left;
+	if (x->right)
+		x->right->parent = x;
 	r->left = x;
+	x->parent = r;
 	snode_update(x);
 	snode_update(r);
 	return r;
 }
 
-static struct snode *rebalance(struct snode *x)
+/*
+ * Restore heights, balance and summaries from @x up to the root after @x's children or gap
+ * changed, and after @also's gap changed, @also being @x or one of its ancestors (or NULL).
+ * It stops at the first subtree above @also whose height and summaries come out as they
+ * were: nothing above it can have changed. That keeps the typical update to a few levels,
+ * where a recursive rebuild recomputes every level of the path.
+ */
+static void fix_up(struct iovaq_space *sp, struct snode *x, const struct snode *also)
 {
-	int bf;
+	while (x) {
+		uint8_t h = x->height;
+		uint64_t mg = x->max_gap;
+		int8_t mo = x->max_order;
+		int bf = snode_update(x);
 
-	snode_update(x);
-	bf = (int)h_of(x->left) - (int)h_of(x->right);
-	if (bf > 1) {
-		if (h_of(x->left->left) < h_of(x->left->right))
-			x->left = rot_left(x->left);
-		return rot_right(x);
+		if (iovaq_unlikely(bf > 1)) {
+			if (h_of(x->left->left) < h_of(x->left->right))
+				rot_left(sp, x->left);
+			x = rot_right(sp, x);
+		} else if (iovaq_unlikely(bf < -1)) {
+			if (h_of(x->right->right) < h_of(x->right->left))
+				rot_right(sp, x->right);
+			x = rot_left(sp, x);
+		}
+		if (x == also)
+			also = NULL;	/* passed it: from here on only real change goes on */
+		else if (!also && x->height == h && x->max_gap == mg && x->max_order == mo)
+			return;
+		x = x->parent;
 	}
-	if (bf < -1) {
-		if (h_of(x->right->right) < h_of(x->right->left))
-			x->right = rot_right(x->right);
-		return rot_left(x);
-	}
+}
+
+static struct snode *leftmost(struct snode *x)
+{
+	while (x->left)
+		x = x->left;
 	return x;
 }
 
-static struct snode *tree_insert(struct snode *t, struct snode *x)
+/* In-order successor through parent links; NULL for the last node. */
+static struct snode *successor(struct snode *x)
 {
-	if (!t)
-		return x;
-	if (x->start < t->start)
-		t->left = tree_insert(t->left, x);
-	else
-		t->right = tree_insert(t->right, x);
-	return rebalance(t);
+	if (x->right)
+		return leftmost(x->right);
+	while (x->parent && x->parent->right == x)
+		x = x->parent;
+	return x->parent;
 }
 
-static struct snode *tree_remove_min(struct snode *t, struct snode **min)
+/*
+ * Unlink @x. Its successor @succ has already absorbed x's gap and granules. With two children,
+ * the successor (the right subtree's minimum) takes x's place.
+ */
+static void tree_unlink(struct iovaq_space *sp, struct snode *x, struct snode *succ)
 {
-	if (!t->left) {
-		*min = t;
-		return t->right;
-	}
-	t->left = tree_remove_min(t->left, min);
-	return rebalance(t);
-}
+	struct snode *from;
 
-/* Unlink the node starting at @start (it must exist); summaries are fixed on the way up. */
-static struct snode *tree_remove(struct snode *t, uint64_t start)
-{
-	struct snode *succ;
+	if (!x->left || !x->right) {
+		struct snode *child = x->left ? x->left : x->right;
 
-	if (start < t->start) {
-		t->left = tree_remove(t->left, start);
-	} else if (start > t->start) {
-		t->right = tree_remove(t->right, start);
+		from = x->parent;
+		replace_child(sp, x, child);
+		if (x->right) {
+			/* succ is the child subtree's minimum: below from, on its way up. */
+			fix_up(sp, succ, from);
+			return;
+		}
 	} else {
-		/*
-		 * Without a right child the successor (whose gap just grew) is an ancestor and
-		 * is fixed on the way up; with one, it is the right subtree's minimum and must
-		 * take this node's place so that its summary is recomputed too.
-		 */
-		if (!t->right)
-			return t->left;
-		t->right = tree_remove_min(t->right, &succ);
-		succ->left = t->left;
-		succ->right = t->right;
-		t = succ;
+		/* succ == leftmost(x->right): it has no left child. */
+		from = succ->parent == x ? succ : succ->parent;
+		if (succ->parent != x) {
+			replace_child(sp, succ, succ->right);
+			succ->right = x->right;
+			succ->right->parent = succ;
+		}
+		replace_child(sp, x, succ);
+		succ->left = x->left;
+		succ->left->parent = succ;
+		succ->height = x->height;	/* its old summary is meaningless here */
+		succ->max_gap = x->max_gap;
+		succ->max_order = x->max_order;
 	}
-	return rebalance(t);
+	/* Otherwise succ is an ancestor of from (or from itself). */
+	fix_up(sp, from, succ);
 }
 
 /*
@@ -257,35 +316,42 @@ static int gap_place(uint64_t g0, uint64_t g1, const struct sreq *r, uint64_t *s
 	return 1;
 }
 
-static int subtree_may_fit(const struct snode *x, const struct sreq *r)
+static inline int subtree_may_fit(const struct snode *x, const struct sreq *r)
 {
-	return r->order >= 0 ? x->max_order >= r->order : x->max_gap >= r->n;
+	return x && (r->order >= 0 ? x->max_order >= r->order : x->max_gap >= r->n);
 }
 
 /*
- * The node whose gap holds the highest fitting position at or below r->lim, or NULL.
+ * The node whose gap holds the highest fitting position at or below r->lim, or NULL. Called
+ * only on a subtree that may fit.
  *
  * The summaries are exact for subtrees that lie wholly at or below the limit, so there a
  * positive summary guarantees success and the search never backtracks. Only the nodes on the
  * path that straddles the limit can fail after a positive summary, and each of them fails in
- * O(1) besides its one recursive call: O(log n) in all.
+ * O(1) besides its one descent: O(log n) in all. Left descents loop; right ones recurse, and
+ * only where a failure must be able to come back.
  */
 static struct snode *tree_find(struct snode *x, const struct sreq *r, uint64_t *s)
 {
 	struct snode *hit;
 	uint64_t g0;
 
-	if (!x || !subtree_may_fit(x, r))
-		return NULL;
-	g0 = x->start - x->gap;
-	if (g0 > r->lim)	/* this gap and everything to the right lie above the limit */
-		return tree_find(x->left, r, s);
-	hit = tree_find(x->right, r, s);
-	if (hit)
-		return hit;
-	if (x->gap && gap_place(g0, x->start - 1, r, s))
-		return x;
-	return tree_find(x->left, r, s);
+	for (;;) {
+		g0 = x->start - x->gap;
+		if (g0 <= r->lim) {
+			if (subtree_may_fit(x->right, r)) {
+				hit = tree_find(x->right, r, s);
+				if (hit)
+					return hit;
+			}
+			if (x->gap && gap_place(g0, x->start - 1, r, s))
+				return x;
+		}
+		/* Below this node everything lies under g0, which may still be above the limit. */
+		x = x->left;
+		if (!subtree_may_fit(x, r))
+			return NULL;
+	}
 }
 
 /* Lowest node that starts above granule @g (the sentinel guarantees one exists below hi+1). */
@@ -304,34 +370,22 @@ static struct snode *tree_next_above(struct snode *t, uint64_t g)
 	return best;
 }
 
-/* Node starting exactly at @g, and the node after it (its successor), if any. */
-static struct snode *tree_lookup(struct snode *t, uint64_t g, struct snode **succ)
+/* Node starting exactly at granule @g, or NULL. */
+static struct snode *tree_lookup(struct snode *t, uint64_t g)
 {
-	struct snode *after = NULL, *x;
-
-	while (t && t->start != g) {
-		if (g < t->start) {
-			after = t;
-			t = t->left;
-		} else {
-			t = t->right;
-		}
-	}
-	if (t && succ) {
-		if (t->right) {
-			for (x = t->right; x->left; x = x->left)
-				;
-			after = x;
-		}
-		*succ = after;
-	}
+	while (t && t->start != g)
+		t = g < t->start ? t->left : t->right;
 	return t;
 }
 
-/* Carve [s, s + n) out of the gap of @host, which holds it. */
+/*
+ * Carve [s, s + n) out of the gap of @host, which holds it. The new node is host's in-order
+ * predecessor, so it hangs as the rightmost leaf of host's left subtree (or as its left
+ * child): no descent from the root is needed.
+ */
 static int carve(struct iovaq_space *sp, struct snode *host, uint64_t s, uint64_t n, int hole)
 {
-	struct snode *x = snode_get(sp);
+	struct snode *x = snode_get(sp), *p;
 	uint64_t g0 = host->start - host->gap;
 
 	if (!x)
@@ -343,9 +397,17 @@ static int carve(struct iovaq_space *sp, struct snode *host, uint64_t s, uint64_
 	x->height = 1;
 	snode_set_gap(x, s - g0);
 	snode_update(x);
-	/* @host lies on the insertion path of @x (it is x's successor), so its summary is redone. */
 	snode_set_gap(host, host->start - (s + n));
-	sp->root = tree_insert(sp->root, x);
+	if (!host->left) {
+		host->left = x;
+		x->parent = host;
+	} else {
+		for (p = host->left; p->right; p = p->right)
+			;
+		p->right = x;
+		x->parent = p;
+	}
+	fix_up(sp, x->parent, host);	/* host is an ancestor of x */
 	sp->free_granules -= n;
 	if (!hole)
 		sp->allocated_granules += n;
@@ -385,7 +447,7 @@ int iovaq__space_alloc_locked(struct iovaq_space *sp, uint64_t n, uint64_t lim,
 		r.order = (int)iovaq_ilog2(n);
 		r.mask = n - 1;
 	}
-	host = tree_find(sp->root, &r, &s);
+	host = subtree_may_fit(sp->root, &r) ? tree_find(sp->root, &r, &s) : NULL;
 	if (!host) {
 		sp->n_fail++;
 		return -ENOSPC;
@@ -400,17 +462,17 @@ int iovaq__space_alloc_locked(struct iovaq_space *sp, uint64_t n, uint64_t lim,
 
 int iovaq__space_free_locked(struct iovaq_space *sp, iovaq_iova_t iova, uint64_t n)
 {
-	struct snode *x, *succ = NULL;
-	uint64_t g = iova >> sp->shift;
+	struct snode *x, *succ;
 
 	if (!n || (iova & (sp->granule - 1)))
 		return -EINVAL;
-	x = tree_lookup(sp->root, g, &succ);
+	x = tree_lookup(sp->root, iova >> sp->shift);
 	if (!x || x->hole || x->n != n)
 		return -EINVAL;
-	/* The successor absorbs the freed range and the gap before it; it is on the removal path. */
+	/* The successor (the sentinel at worst) absorbs the freed range and the gap before it. */
+	succ = successor(x);
 	snode_set_gap(succ, succ->gap + x->n + x->gap);
-	sp->root = tree_remove(sp->root, g);
+	tree_unlink(sp, x, succ);
 	snode_put(sp, x);
 	sp->free_granules += n;
 	sp->allocated_granules -= n;
@@ -424,7 +486,7 @@ uint64_t iovaq__space_lookup_locked(struct iovaq_space *sp, iovaq_iova_t iova)
 
 	if (iova & (sp->granule - 1))
 		return 0;
-	x = tree_lookup(sp->root, iova >> sp->shift, NULL);
+	x = tree_lookup(sp->root, iova >> sp->shift);
 	return x && !x->hole ? x->n : 0;
 }
 
@@ -568,7 +630,7 @@ int iovaq_space_create(const struct iovaq_space_opts *o, struct iovaq_space **ou
 	end = snode_get(sp);
 	if (!end)
 		goto nomem;
-	iovaq_memset(end, 0, sizeof(*end));
+	iovaq_memset(end, 0, sizeof(*end));	/* no parent, no children */
 	end->start = sp->hi + 1;
 	end->hole = 1;
 	snode_set_gap(end, sp->hi + 1 - sp->lo);
@@ -742,7 +804,8 @@ static unsigned int check_node(const struct snode *x, struct check_state *cs)
 		mo = x->left->max_order;
 	if (x->right && x->right->max_order > mo)
 		mo = x->right->max_order;
-	if (hl > hr + 1 || hr > hl + 1 || x->height != 1 + (hl > hr ? hl : hr) ||
+	if ((x->left && x->left->parent != x) || (x->right && x->right->parent != x) ||
+	    hl > hr + 1 || hr > hl + 1 || x->height != 1 + (hl > hr ? hl : hr) ||
 	    x->max_gap != mg || x->max_order != mo)
 		cs->bad = 1;
 	return x->height;
@@ -768,7 +831,7 @@ int iovaq_space_check(struct iovaq_space *sp)
 	iovaq__space_lock(sp);
 	cs.next = sp->lo;
 	check_node(sp->root, &cs);
-	if (cs.bad || cs.next != sp->hi + 1 || cs.gaps != sp->free_granules ||
+	if (cs.bad || !sp->root || sp->root->parent || cs.next != sp->hi + 1 || cs.gaps != sp->free_granules ||
 	    cs.allocated != sp->allocated_granules || cs.nodes != sp->tree_nodes ||
 	    cs.gaps + cs.allocated + cs.holes != sp->hi - sp->lo + 1 ||
 	    cs.holes < sp->hi - sp->lo + 1 - sp->total_granules ||
