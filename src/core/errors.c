@@ -27,12 +27,12 @@ static const struct {
 
 const char *iovaq_strerror(int err)
 {
+	/* Magnitude without negating INT_MIN. */
+	unsigned int mag = err < 0 ? 0u - (unsigned int)err : (unsigned int)err;
 	size_t i;
 
-	if (err < 0)
-		err = -err;
 	for (i = 0; i < IOVAQ_ARRAY_SIZE(iovaq_errors); i++)
-		if (iovaq_errors[i].err == err)
+		if ((unsigned int)iovaq_errors[i].err == mag)
 			return iovaq_errors[i].text;
 	return "unknown error";
 }

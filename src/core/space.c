@@ -568,7 +568,7 @@ int iovaq_space_create(const struct iovaq_space_opts *o, struct iovaq_space **ou
 	const struct iovaq_range *aps;
 	struct iovaq_space *sp;
 	struct snode *end;
-	uint64_t granule, inter = 0;
+	uint64_t granule;
 	size_t nap, nres, nh, i;
 	int err;
 
@@ -618,8 +618,6 @@ int iovaq_space_create(const struct iovaq_space_opts *o, struct iovaq_space **ou
 			sp->ap[nap++] = sp->ap[i];
 	}
 	sp->n_ap = nap;
-	for (i = 0; i + 1 < nap; i++)
-		inter += sp->ap[i + 1].start - sp->ap[i].last - 1;
 	sp->lo = sp->ap[0].start;
 	sp->hi = sp->ap[nap - 1].last;
 	sp->lo_iova = sp->lo << sp->shift;
@@ -645,7 +643,7 @@ int iovaq_space_create(const struct iovaq_space_opts *o, struct iovaq_space **ou
 		if (err == -ENOMEM)
 			goto nomem;
 	}
-	/* Holes inside the apertures: the span minus the free granules minus the inter-aperture gaps. */
+	/* Holes inside the apertures: everything in them that is not free. */
 	sp->reserved_granules = sp->total_granules - sp->free_granules;
 	if (!sp->free_granules)
 		goto inval_locked;
