@@ -116,7 +116,7 @@ IOVAQ_API int iovaq_space_alloc(struct iovaq_space *sp, uint64_t n_granules, iov
  * Return:
  * * 0 on success.
  * * -EINVAL: @sp NULL, @iova misaligned, @n_granules 0 or overflowing, or the range not
- *   entirely inside one aperture.
+ *   entirely inside one aperture (adjacent apertures count as one).
  * * -EBUSY: part of the range is allocated or reserved.
  * * -ENOMEM: metadata allocation failed.
  */

@@ -89,8 +89,8 @@ struct iovaq_cache {
 	uint64_t id;			/* unique, 1 .. 2^32 - 1 */
 	uint32_t flags;
 	uint64_t fast_max;		/* max_n, or 0 without a fast path: cache_create() */
-	uint32_t cap;			/* front entries per class, a power of two */
-	uint32_t cap_shift;		/* log2(cap) */
+	uint32_t cap;			/* front entries per class */
+	uint32_t cap_shift;		/* ceil(log2(cap)): the stride of the class stacks */
 	uint32_t depot_max;
 	uint32_t n_cpus;
 	uint32_t n_cls;
@@ -174,7 +174,7 @@ static inline iovaq_iova_t *front_stack(const struct iovaq_cache *c, struct fron
 
 static size_t front_bytes(const struct iovaq_cache *c)
 {
-	return sizeof(struct front) + (size_t)c->n_cls * c->cap * sizeof(iovaq_iova_t);
+	return sizeof(struct front) + ((size_t)c->n_cls << c->cap_shift) * sizeof(iovaq_iova_t);
 }
 
 /* ceil(log2(n)) for n >= 1 without a branch: floor(log2(2n - 1)). */
@@ -928,8 +928,9 @@ int iovaq_cache_create(struct iovaq_space *sp, const struct iovaq_cache_opts *o,
 	 */
 	if (!(flags & (IOVAQ_CACHE_NO_FRONT | IOVAQ_CACHE_CHECKED | IOVAQ_CACHE_BYPASS)))
 		c->fast_max = max_n;
+	/* Each class's stack starts at a power-of-two stride; it holds at most cap entries. */
 	c->cap_shift = iovaq_order_ceil(cap);
-	c->cap = 1u << c->cap_shift;
+	c->cap = cap;
 	c->depot_max = depot_max;
 	c->n_cpus = n_cpus;
 	c->max_n = max_n;
