@@ -11,5 +11,7 @@
 #include <iovaq/space.h>
 #include <iovaq/cache.h>
 #include <iovaq/stats.h>
+#include <iovaq/backend.h>
+#include <iovaq/sim.h>
 
 #endif /* IOVAQ_IOVAQ_H */

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * Backend registry and the public wrappers around the ops table (userspace).
+ */
+#include <iovaq/backend.h>
+#include <iovaq/sim.h>
+#include "backend_priv.h"
+
+/* A backend that exists in the API but may be missing from this build. */
+struct backend_entry {
+	const char *name;
+	const struct iovaq_backend_ops *ops;	/* NULL: not built */
+	const char *missing;			/* why, when ops is NULL */
+};
+
+static const struct backend_entry backends[] = {
+	{ "sim", &iovaq_sim_ops, NULL },
+	{ "iommufd", NULL, "the iommufd backend is not implemented in this release" },
+	{ "vfio-type1", NULL, "the vfio-type1 backend is not implemented in this release" },
+	{ "kshim", NULL, "the kshim backend is not implemented in this release" },
+};
+
+static __thread char why_buf[192];
+
+static void set_why(const char *a, const char *b)
+{
+	iovaq_snprintf(why_buf, sizeof(why_buf), "%s%s", a, b ? b : "");
+}
+
+const char *iovaq_backend_why(void)
+{
+	return why_buf;
+}
+
+int iovaq_backend_open(const struct iovaq_backend_opts *opts, struct iovaq_backend **out)
+{
+	const struct iovaq_alloc_hooks *hooks;
+	const char *name;
+	size_t i;
+	int err;
+
+	why_buf[0] = '\0';
+	if (!out)
+		return -EINVAL;
+	if (opts) {
+		err = iovaq_opts_check(opts, sizeof(opts->sz), sizeof(*opts));
+		if (err) {
+			set_why("bad struct iovaq_backend_opts size or trailing bytes", NULL);
+			return err;
+		}
+	}
+	name = IOVAQ_OPTS_GET(opts, name, NULL);
+	if (!name)
+		name = getenv("IOVAQ_BACKEND");
+	if (!name || !*name)
+		name = "sim";
+	hooks = IOVAQ_OPTS_GET(opts, hooks, NULL) ?: iovaq_default_alloc_hooks();
+	if (!hooks->alloc || !hooks->free)
+		return -EINVAL;
+	for (i = 0; i < IOVAQ_ARRAY_SIZE(backends); i++) {
+		if (strcmp(backends[i].name, name))
+			continue;
+		if (!backends[i].ops) {
+			set_why(backends[i].missing, NULL);
+			return -EOPNOTSUPP;
+		}
+		err = backends[i].ops->open(IOVAQ_OPTS_GET(opts, backend_opts, NULL), hooks, out);
+		if (err && !why_buf[0])
+			set_why("backend open failed: ", iovaq_strerror(err));
+		return err;
+	}
+	set_why("no such backend: ", name);
+	return -ENOENT;
+}
+
+void iovaq_backend_close(struct iovaq_backend *be)
+{
+	if (be)
+		be->ops->close(be);
+}
+
+const char *iovaq_backend_name(const struct iovaq_backend *be)
+{
+	return be->ops->name;
+}
+
+int iovaq_backend_get_caps(const struct iovaq_backend *be, struct iovaq_backend_caps *caps)
+{
+	size_t sz;
+	int err;
+
+	if (!be)
+		return -EINVAL;
+	err = iovaq_opts_check(caps, offsetof(struct iovaq_backend_caps, n_apertures), SIZE_MAX);
+	if (err)
+		return err;
+	sz = caps->sz < sizeof(be->caps) ? caps->sz : sizeof(be->caps);
+	iovaq_memcpy(caps, &be->caps, sz);
+	caps->sz = sz;
+	return 0;
+}
+
+/* Is [iova, iova + len) granule-aligned, non-empty and inside one aperture? */
+static int range_ok(const struct iovaq_backend *be, iovaq_iova_t iova, uint64_t len)
+{
+	const struct iovaq_backend_caps *c = &be->caps;
+	uint64_t g = c->granule;
+	uint32_t i;
+
+	if (!len || (iova & (g - 1)) || (len & (g - 1)))
+		return 0;
+	for (i = 0; i < c->n_apertures; i++)
+		if (iova >= c->apertures[i].start && iova <= c->apertures[i].last &&
+		    len - 1 <= c->apertures[i].last - iova)
+			return 1;
+	return 0;
+}
+
+int iovaq_backend_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size_t len,
+		      unsigned int prot)
+{
+	if (!be || !host || !range_ok(be, iova, len) ||
+	    ((uintptr_t)host & (be->caps.granule - 1)) ||
+	    !prot || (prot & ~(unsigned int)(IOVAQ_PROT_READ | IOVAQ_PROT_WRITE)))
+		return -EINVAL;
+	return be->ops->map(be, iova, host, len, prot);
+}
+
+int iovaq_backend_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
+{
+	if (!be || !range_ok(be, iova, len))
+		return -EINVAL;
+	return be->ops->unmap(be, iova, len);
+}
+
+/* Validate one command against the backend's caps. */
+static int cmd_ok(const struct iovaq_backend *be, const struct iovaq_inval *c)
+{
+	const struct iovaq_backend_caps *caps = &be->caps;
+	uint64_t bytes;
+	size_t i;
+
+	if (c->kind >= IOVAQ_INVAL_NR_KINDS || !(caps->inval_kinds & (1u << c->kind)) ||
+	    (c->flags & ~(unsigned int)IOVAQ_INVAL_LEAF))
+		return 0;
+	for (i = 0; i < sizeof(c->reserved); i++)
+		if (c->reserved[i])
+			return 0;
+	switch (c->kind) {
+	case IOVAQ_INVAL_PAGES:
+		if (c->am > caps->max_am || c->last || c->am >= 64 - iovaq_ilog2(caps->granule))
+			return 0;
+		bytes = caps->granule << c->am;
+		return !(c->iova & (bytes - 1));
+	case IOVAQ_INVAL_RANGE:
+		return c->iova <= c->last && !(c->iova & (caps->granule - 1)) &&
+		       !((c->last + 1) & (caps->granule - 1)) && !c->am;
+	default:
+		/* Domain and global commands carry no address, and no leaf hint. */
+		return !c->iova && !c->last && !c->am && !(c->flags & IOVAQ_INVAL_LEAF);
+	}
+}
+
+int iovaq_backend_flush(struct iovaq_backend *be, const struct iovaq_inval *cmds, size_t n)
+{
+	size_t i;
+
+	if (!be || (!cmds && n))
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (!cmd_ok(be, &cmds[i]))
+			return -EINVAL;
+	if (!n)
+		return 0;
+	return be->ops->flush(be, cmds, n);
+}
+
+int iovaq_backend_faults(struct iovaq_backend *be, struct iovaq_fault *out, size_t max)
+{
+	if (!be || (!out && max))
+		return -EINVAL;
+	if (!be->ops->faults)
+		return -EOPNOTSUPP;
+	return be->ops->faults(be, out, max);
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * The backend operations table. Every backend is one static const instance; the library reaches
+ * it only through the iovaq_backend_*() wrappers in backend.c, which validate arguments that
+ * every backend would validate the same way (alignment, apertures, command lists) before an op
+ * runs. So an op may assume:
+ *  - iova, host and len are aligned to caps.granule, len > 0, and [iova, iova + len) lies in
+ *    one aperture;
+ *  - prot is a non-empty subset of IOVAQ_PROT_READ | IOVAQ_PROT_WRITE;
+ *  - every command is of a kind in caps.inval_kinds, with known flags, zero reserved bytes,
+ *    am <= caps.max_am and aligned addresses.
+ */
+#ifndef IOVAQ_BACKEND_PRIV_H
+#define IOVAQ_BACKEND_PRIV_H
+
+#include <iovaq/backend.h>
+#include "port.h"
+
+struct iovaq_backend;
+
+/**
+ * struct iovaq_backend_ops - one backend.
+ * @name: the name iovaq_backend_open() knows it by.
+ * @open: create the backend from its own options (NULL: defaults) and fill be->caps. Context:
+ *	may block and allocate. Return 0 or a negative errno; on failure nothing is left behind.
+ * @close: release everything; no other op runs concurrently or afterwards.
+ * @map: map; -EEXIST on overlap, nothing changed on any error. Context: thread-safe, may block.
+ * @unmap: unmap whole mappings without invalidating where the hardware allows; -EINVAL if the
+ *	range splits a mapping, -ENOENT if it holds none. Context: thread-safe, may block.
+ * @flush: execute commands in order and wait for completion. Context: thread-safe, may block.
+ * @faults: optional; drain up to @max fault-log entries. Context: thread-safe.
+ */
+struct iovaq_backend_ops {
+	const char *name;
+	int (*open)(const void *backend_opts, const struct iovaq_alloc_hooks *hooks,
+		    struct iovaq_backend **out);
+	void (*close)(struct iovaq_backend *be);
+	int (*map)(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size_t len,
+		   unsigned int prot);
+	int (*unmap)(struct iovaq_backend *be, iovaq_iova_t iova, size_t len);
+	int (*flush)(struct iovaq_backend *be, const struct iovaq_inval *cmds, size_t n);
+	int (*faults)(struct iovaq_backend *be, struct iovaq_fault *out, size_t max);
+};
+
+/*
+ * struct iovaq_backend - the part every backend embeds (first), recovered with
+ * iovaq_container_of(). All fields are set by open and constant afterwards.
+ */
+struct iovaq_backend {
+	const struct iovaq_backend_ops *ops;
+	const struct iovaq_alloc_hooks *hooks;
+	struct iovaq_backend_caps caps;
+};
+
+extern const struct iovaq_backend_ops iovaq_sim_ops;
+
+#endif /* IOVAQ_BACKEND_PRIV_H */
