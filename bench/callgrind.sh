@@ -54,20 +54,8 @@ if [ "$ops" -lt 2 ]; then
 	exit 2
 fi
 
-if [ -z "$bench" ]; then
-	root=$(cd "$(dirname "$0")/.." && pwd)
-	for b in "$root/build/bench/iovaq-bench" "$root/build/bench-dev/bench/iovaq-bench"; do
-		if [ -x "$b" ]; then
-			bench=$b
-			break
-		fi
-	done
-	[ -n "$bench" ] || bench=$(command -v iovaq-bench || true)
-fi
-if [ -z "$bench" ] || [ ! -x "$bench" ]; then
-	echo "callgrind.sh: error: iovaq-bench not found; build it or pass -b PATH" >&2
-	exit 1
-fi
+. "$(dirname "$0")/find-bench.sh"
+bench_find callgrind.sh
 for tool in valgrind callgrind_annotate awk; do
 	if ! command -v $tool >/dev/null 2>&1; then
 		echo "callgrind.sh: error: $tool not found (apt-get install valgrind)" >&2

@@ -26,19 +26,8 @@ while getopts b:o:h opt; do
 	esac
 done
 
-if [ -z "$bench" ]; then
-	for b in "$root/build/bench/iovaq-bench" "$root/build/bench-dev/bench/iovaq-bench"; do
-		if [ -x "$b" ]; then
-			bench=$b
-			break
-		fi
-	done
-	[ -n "$bench" ] || bench=$(command -v iovaq-bench || true)
-fi
-if [ -z "$bench" ] || [ ! -x "$bench" ]; then
-	echo "record.sh: error: iovaq-bench not found; build it or pass -b PATH" >&2
-	exit 1
-fi
+. "$(dirname "$0")/find-bench.sh"
+bench_find record.sh
 
 commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo uncommitted)
 if [ "$commit" != uncommitted ] && [ -n "$(git -C "$root" status --porcelain -- src include bench 2>/dev/null)" ]; then
