@@ -5,8 +5,8 @@
 # 2-core VM are not (DESIGN.md section 8: quote them beside times).
 #
 # Usage: bench/callgrind.sh [-b IOVAQ_BENCH] [-n OPS] [WORKLOAD ["WORKLOAD EXTRA-ARGS"]...]
-#   -b PATH  the iovaq-bench binary (default: $IOVAQ_BENCH, build/bench/iovaq-bench,
-#            build/bench-dev/bench/iovaq-bench, or iovaq-bench on PATH)
+#   -b PATH  the iovaq-bench binary (default: $IOVAQ_BENCH, build/release/bench/iovaq-bench,
+#            build/bench/iovaq-bench, or iovaq-bench on PATH)
 #   -n OPS   pairs of the longer run (default 1000000; the shorter run does OPS/2)
 #   WORKLOAD a workload name, optionally with more alloc options in the same word:
 #            bench/callgrind.sh nic-rx "nic-rx --cache-mode percpu" mixed
