@@ -21,6 +21,7 @@
 #include <iovaq/cache.h>
 #include <iovaq/stats.h>
 #include "space_priv.h"
+#include "imap.h"
 
 /*
  * A magazine holds 127 IOVAs and its count: exactly 1 KiB, a power of two, so that the
@@ -72,16 +73,6 @@ struct front {
 	iovaq_iova_t stack[];		/* class c at [c * cap, (c + 1) * cap) */
 };
 
-/* Hash map iova -> granules for IOVAQ_CACHE_CHECKED; IOVA 0 is never allocated: empty key. */
-struct held_map {
-	uint64_t mask;		/* capacity - 1; capacity a power of two or 0 */
-	uint64_t n;
-	struct held_ent {
-		iovaq_iova_t iova;
-		uint64_t n;
-	} *e;
-};
-
 struct iovaq_cache {
 	/* Read-mostly, set at creation. */
 	struct iovaq_space *sp;
@@ -120,7 +111,7 @@ struct iovaq_cache {
 	uint64_t metadata_bytes;
 
 	iovaq_lock_t chk_lock;
-	struct held_map held;		/* chk_lock */
+	struct iovaq_imap held;		/* chk_lock: iova -> granules (IOVAQ_CACHE_CHECKED) */
 };
 
 /* ---- per-thread state ------------------------------------------------------------------- */
@@ -496,61 +487,12 @@ static struct front *front_sync(struct iovaq_cache *c)
 
 /* ---- checked mode ------------------------------------------------------------------------- */
 
-/* Fibonacci hashing; the product's middle bits depend on every bit of the IOVA. */
-static uint64_t held_home(iovaq_iova_t iova, uint64_t mask)
-{
-	return ((iova * 0x9e3779b97f4a7c15ull) >> 32) & mask;
-}
-
-static struct held_ent *held_find(struct held_map *h, iovaq_iova_t iova)
-{
-	uint64_t i;
-
-	if (!h->e)
-		return NULL;
-	for (i = held_home(iova, h->mask); h->e[i].iova; i = (i + 1) & h->mask)
-		if (h->e[i].iova == iova)
-			return &h->e[i];
-	return NULL;
-}
-
-static int held_grow(struct iovaq_cache *c, struct held_map *h)
-{
-	uint64_t cap = h->e ? (h->mask + 1) * 2 : 64, i, j;
-	struct held_ent *e = iovaq__meta_alloc(c->hooks, &c->metadata_bytes, cap * sizeof(*e));
-
-	if (!e)
-		return -ENOMEM;
-	iovaq_memset(e, 0, cap * sizeof(*e));
-	for (i = 0; h->e && i <= h->mask; i++) {
-		if (!h->e[i].iova)
-			continue;
-		for (j = held_home(h->e[i].iova, cap - 1); e[j].iova; j = (j + 1) & (cap - 1))
-			;
-		e[j] = h->e[i];
-	}
-	if (h->e)
-		iovaq__meta_free(c->hooks, &c->metadata_bytes, h->e, (h->mask + 1) * sizeof(*e));
-	h->e = e;
-	h->mask = cap - 1;
-	return 0;
-}
-
 static int held_add(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
 {
-	struct held_map *h = &c->held;
-	uint64_t i;
-	int err = 0;
+	int err;
 
 	iovaq_lock(&c->chk_lock);
-	if ((!h->e || (h->n + 1) * 2 > h->mask + 1) && (err = held_grow(c, h)))
-		goto out;
-	for (i = held_home(iova, h->mask); h->e[i].iova; i = (i + 1) & h->mask)
-		;
-	h->e[i].iova = iova;
-	h->e[i].n = n;
-	h->n++;
-out:
+	err = iovaq__imap_add(&c->held, iova, n, NULL);
 	iovaq_unlock(&c->chk_lock);
 	return err;
 }
@@ -558,28 +500,15 @@ out:
 /* Remove @iova if it is held with exactly @n granules; -EINVAL otherwise. */
 static int held_del(struct iovaq_cache *c, iovaq_iova_t iova, uint64_t n)
 {
-	struct held_map *h = &c->held;
-	struct held_ent *e;
-	uint64_t i, j, home;
+	struct iovaq_imap_ent *e;
 	int err = -EINVAL;
 
 	iovaq_lock(&c->chk_lock);
-	e = held_find(h, iova);
-	if (!e || e->n != n)
-		goto out;
-	/* Backward-shift deletion keeps linear probing free of tombstones. */
-	i = (uint64_t)(e - h->e);
-	for (j = (i + 1) & h->mask; h->e[j].iova; j = (j + 1) & h->mask) {
-		home = held_home(h->e[j].iova, h->mask);
-		if (((j - home) & h->mask) >= ((j - i) & h->mask)) {
-			h->e[i] = h->e[j];
-			i = j;
-		}
+	e = iovaq__imap_find(&c->held, iova);
+	if (e && e->val == n) {
+		iovaq__imap_del(&c->held, e);
+		err = 0;
 	}
-	h->e[i].iova = 0;
-	h->n--;
-	err = 0;
-out:
 	iovaq_unlock(&c->chk_lock);
 	return err;
 }
@@ -875,9 +804,7 @@ static void cache_free_all(struct iovaq_cache *c)
 		iovaq__meta_free(c->hooks, &c->metadata_bytes, c->slots,
 				 c->n_cpus * sizeof(struct cpu_slot));
 	}
-	if (c->held.e)
-		iovaq__meta_free(c->hooks, &c->metadata_bytes, c->held.e,
-				 (c->held.mask + 1) * sizeof(struct held_ent));
+	iovaq__imap_fini(&c->held);
 	iovaq_lock_destroy(&c->chk_lock);
 	iovaq_hooks_free(c->hooks, c, sizeof(*c));
 }
@@ -943,6 +870,7 @@ int iovaq_cache_create(struct iovaq_space *sp, const struct iovaq_cache_opts *o,
 	for (i = 0; i < c->n_cls; i++)
 		c->mask[i] = (c->granule << i) - 1;
 	iovaq_lock_init(&c->chk_lock);
+	iovaq__imap_init(&c->held, c->hooks, &c->metadata_bytes);
 	for (i = 0; i < c->n_cls; i++)
 		iovaq_lock_init(&c->depot[i].lock);
 	c->slots = iovaq__meta_alloc(c->hooks, &c->metadata_bytes,
@@ -1168,12 +1096,12 @@ int iovaq_cache_check(struct iovaq_cache *c)
 		/* Held and cached together must be exactly the space's allocations. */
 		iovaq_lock(&c->chk_lock);
 		for (i = 0; c->held.e && i <= c->held.mask && !err; i++) {
-			struct held_ent *e = &c->held.e[i];
+			struct iovaq_imap_ent *e = &c->held.e[i];
 
-			if (!e->iova)
+			if (!e->key)
 				continue;
 			iovaq__space_lock(c->sp);
-			if (iovaq__space_lookup_locked(c->sp, e->iova) != e->n)
+			if (iovaq__space_lookup_locked(c->sp, e->key) != e->val)
 				err = -EUCLEAN;
 			iovaq__space_unlock(c->sp);
 		}
