@@ -231,6 +231,10 @@ void bench_csv_field(FILE *f, const char *s, bool last);
 int bench_alloc_main(int argc, char **argv);
 void bench_alloc_help(FILE *f);
 
+/* bench/sim.c: "iovaq-bench sim ..." with argv[0] == "sim". */
+int bench_sim_main(int argc, char **argv);
+void bench_sim_help(FILE *f);
+
 /* bench/alloc.c: the default suite, run by "iovaq-bench" without a command. */
 struct bench_suite_opts {
 	enum bench_format format;

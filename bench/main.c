@@ -22,6 +22,8 @@ struct bench_cmd {
 static const struct bench_cmd commands[] = {
 	{ "alloc", "time one allocator workload on a space and its magazine cache",
 	  bench_alloc_main, bench_alloc_help },
+	{ "sim", "IOVA locality vs IO page-walk cost on the simulated IOMMU (modelled)",
+	  bench_sim_main, bench_sim_help },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
