@@ -111,8 +111,11 @@ enum {
  * @leaf_hint: 1 if IOVAQ_INVAL_LEAF is honoured (keeps paging-structure caches).
  * @cost_flush_ns: estimated cost of one flush() call besides its commands (submit, wait).
  * @cost_cmd_ns: estimated cost of one page-selective or range command.
- * @cost_domain_ns: estimated cost of one domain-wide command, including what it costs
- *	afterwards (refills; under caching mode the hypervisor's re-walk of every table).
+ * @cost_domain_ns: estimated fixed cost of one domain-wide command.
+ * @cost_domain_page_ns: what a domain-wide command costs in addition per mapped page (under
+ *	caching mode the hypervisor re-walks every mapping); 0 when negligible.
+ * @cost_inval_page_ns: what a page-selective or range command costs in addition per granule
+ *	it covers (under caching mode the hypervisor re-walks that range); 0 when negligible.
  * @cost_map_ns: estimated cost of one map() call.
  * @cost_unmap_ns: estimated cost of one unmap() call.
  * @cost_trap_ns: cost of one trap to a hypervisor, 0 on bare metal.
@@ -137,6 +140,8 @@ struct iovaq_backend_caps {
 	uint64_t cost_map_ns;
 	uint64_t cost_unmap_ns;
 	uint64_t cost_trap_ns;
+	uint64_t cost_domain_page_ns;
+	uint64_t cost_inval_page_ns;
 };
 
 /* Why a device access failed. */
@@ -261,12 +266,16 @@ IOVAQ_API int iovaq_backend_map(struct iovaq_backend *be, iovaq_iova_t iova, voi
  *
  * Context: thread-safe; may block.
  * Return:
- * * 0 on success.
+ * * 0 on success, or IOVAQ_UNMAP_FREED_TABLES (positive) on success when page-table pages
+ *   were freed: the invalidation of this range must then not be leaf-only.
  * * -EINVAL: misaligned or zero @len, outside the apertures, or the range splits a mapping.
  * * -ENOENT: no mapping inside the range.
  * * other negative errnos from a real backend (or sim's injected faults).
  */
 IOVAQ_API int iovaq_backend_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len);
+
+/* Positive return of iovaq_backend_unmap(): page-table pages were freed. */
+#define IOVAQ_UNMAP_FREED_TABLES 1
 
 /**
  * iovaq_backend_flush() - execute invalidation commands and wait for their completion.

@@ -13,5 +13,6 @@
 #include <iovaq/stats.h>
 #include <iovaq/backend.h>
 #include <iovaq/sim.h>
+#include <iovaq/domain.h>
 
 #endif /* IOVAQ_IOVAQ_H */

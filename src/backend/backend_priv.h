@@ -25,8 +25,9 @@ struct iovaq_backend;
  *	may block and allocate. Return 0 or a negative errno; on failure nothing is left behind.
  * @close: release everything; no other op runs concurrently or afterwards.
  * @map: map; -EEXIST on overlap, nothing changed on any error. Context: thread-safe, may block.
- * @unmap: unmap whole mappings without invalidating where the hardware allows; -EINVAL if the
- *	range splits a mapping, -ENOENT if it holds none. Context: thread-safe, may block.
+ * @unmap: unmap whole mappings without invalidating where the hardware allows; 0, or
+ *	IOVAQ_UNMAP_FREED_TABLES if table pages were freed; -EINVAL if the range splits a
+ *	mapping, -ENOENT if it holds none. Context: thread-safe, may block.
  * @flush: execute commands in order and wait for completion. Context: thread-safe, may block.
  * @faults: optional; drain up to @max fault-log entries. Context: thread-safe.
  */

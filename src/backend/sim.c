@@ -6,8 +6,9 @@
  * timing is not the host's: costs come from struct iovaq_sim_cost, never from the clock.
  *
  * Page table. Level 4 is the root; a level-L table covers 2^(12 + 9L) bytes; an entry of a
- * level-1 table maps 4 KiB, a leaf entry of a level-2 table 2 MiB. A table whose last entry is
- * cleared is unlinked from its parent at once, but not freed: it waits on a quarantine list
+ * level-1 table maps 4 KiB, a leaf entry of a level-2 table 2 MiB. A table emptied by an unmap
+ * that covers its whole span (Linux frees no other) is unlinked from its parent at once, but
+ * not freed: it waits on a quarantine list
  * until a non-leaf invalidation covers its range, because until then a paging-structure cache
  * entry may still point to it. Hardware would read a freed (perhaps reused) page through such
  * an entry; the sim reports it instead (IOVAQ_FAULT_STALE_TABLE), and counts a leaf-only
@@ -220,16 +221,23 @@ static int pt_any_mapped(struct sim *s, iovaq_iova_t iova, uint64_t len)
 /*
  * Unlink an empty table from its parent chain and quarantine it; parents that become empty
  * follow (never the root). @path[l] is the table at level l on the way to it.
+ *
+ * As Linux's VT-d driver does, a table is freed only when the unmap [first, last] covers the
+ * table's whole span. Otherwise another IOVA of that span could be mapped again (creating a
+ * new table) while a paging-structure cache still points to the old one, before any
+ * invalidation: the device would walk a freed page.
  */
-static void pt_prune(struct sim *s, struct ptab **path, iovaq_iova_t iova, unsigned int level)
+static void pt_prune(struct sim *s, struct ptab **path, iovaq_iova_t iova, unsigned int level,
+		     iovaq_iova_t first, iovaq_iova_t last)
 {
 	unsigned int l;
 
 	for (l = level; l < PT_LEVELS; l++) {
 		struct ptab *t = path[l];
 		struct ptab *p = path[l + 1];
+		uint64_t span = 1ull << level_shift(l + 1);
 
-		if (t->used)
+		if (t->used || t->base < first || t->base + (span - 1) > last)
 			return;
 		p->e[pt_index(iova, l + 1)].v = 0;
 		p->used--;
@@ -240,8 +248,8 @@ static void pt_prune(struct sim *s, struct ptab **path, iovaq_iova_t iova, unsig
 	}
 }
 
-/* Clear the leaf at @iova (which must exist); returns the bytes it mapped. */
-static uint64_t pt_clear(struct sim *s, iovaq_iova_t iova)
+/* Clear the leaf at @iova (which must exist) for an unmap of [first, last]; its bytes. */
+static uint64_t pt_clear(struct sim *s, iovaq_iova_t iova, iovaq_iova_t first, iovaq_iova_t last)
 {
 	struct ptab *path[PT_LEVELS + 1];
 	struct ptab *t = s->root;
@@ -261,7 +269,7 @@ static uint64_t pt_clear(struct sim *s, iovaq_iova_t iova)
 			m->pages_left -= bytes >> PT_SHIFT;
 			if (!m->pages_left)
 				iovaq_hooks_free(s->be.hooks, m, sizeof(*m));
-			pt_prune(s, path, iova, l);
+			pt_prune(s, path, iova, l, first, last);
 			return bytes;
 		}
 		t = pte_table(e);
@@ -452,7 +460,7 @@ out:
 static int sim_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 {
 	struct sim *s = to_sim(be);
-	iovaq_iova_t end = iova + len, last = end - 1;
+	iovaq_iova_t end = iova + len, last = end - 1, first;
 	uint64_t pages = 0, q0 = s->quarantined;
 	unsigned int level;
 	struct pte *e;
@@ -478,10 +486,11 @@ static int sim_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 		goto out;
 	}
 	q0 = s->quarantined;
+	first = iova;
 	while (iova < end) {
 		e = pt_leaf(s, iova, &level);
 		if (e) {
-			uint64_t bytes = pt_clear(s, iova);
+			uint64_t bytes = pt_clear(s, iova, first, last);
 
 			pages += bytes >> PT_SHIFT;
 			iova += bytes;
@@ -493,6 +502,8 @@ static int sim_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 	s->c.unmaps++;
 	s->c.mapped_pages -= pages;
 	s->c.cpu_unmap_ns += pages * s->cost.unmap_ns + (s->quarantined - q0) * s->cost.table_ns;
+	if (s->quarantined != q0)
+		err = IOVAQ_UNMAP_FREED_TABLES;
 out:
 	iovaq_unlock(&s->lock);
 	return err;
@@ -969,16 +980,17 @@ static int sim_open(const void *backend_opts, const struct iovaq_alloc_hooks *ho
 	caps->cost_map_ns = s->cost.map_ns;
 	caps->cost_unmap_ns = s->cost.unmap_ns;
 	/*
-	 * A domain-wide command empties every cache: afterwards each mapped page the device
-	 * touches walks again. Under caching mode the hypervisor also re-walks every mapping
-	 * (estimated here for 512 mapped pages, a typical working set; the planner compares).
+	 * Under caching mode every command traps, and the hypervisor re-walks what it covers:
+	 * the range of a page-selective command, every mapping for a domain-wide one.
 	 */
-	caps->cost_domain_ns = s->cost.inval_cmd_ns + 512 * s->cost.mem_ref_ns;
+	caps->cost_domain_ns = s->cost.inval_cmd_ns;
 	if (flags & IOVAQ_SIM_CACHING_MODE) {
 		caps->cost_trap_ns = s->cost.trap_ns;
 		caps->cost_cmd_ns += s->cost.trap_ns;
 		caps->cost_map_ns += s->cost.trap_ns;
-		caps->cost_domain_ns += s->cost.trap_ns + 512 * s->cost.rewalk_ns;
+		caps->cost_domain_ns += s->cost.trap_ns;
+		caps->cost_domain_page_ns = s->cost.rewalk_ns;
+		caps->cost_inval_page_ns = s->cost.rewalk_ns;
 	}
 	*out = &s->be;
 	return 0;

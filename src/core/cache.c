@@ -22,6 +22,7 @@
 #include <iovaq/stats.h>
 #include "space_priv.h"
 #include "imap.h"
+#include "cache_priv.h"
 
 /*
  * A magazine holds 127 IOVAs and its count: exactly 1 KiB, a power of two, so that the
@@ -1014,16 +1015,57 @@ static int cmp_cached(const void *a, const void *b)
 	return x->iova < y->iova ? -1 : x->iova > y->iova;
 }
 
-static void collect(struct cached_ent *v, uint64_t *k, unsigned int cls, const iovaq_iova_t *src,
-		    uint64_t n)
+static int visit_stack(const iovaq_iova_t *v, uint64_t n, unsigned int cls,
+		       int (*fn)(void *, iovaq_iova_t, uint64_t), void *arg)
 {
 	uint64_t i;
+	int ret;
 
-	for (i = 0; i < n; i++)
-		v[(*k)++] = (struct cached_ent){ src[i], 1ull << cls };
+	for (i = 0; i < n; i++) {
+		ret = fn(arg, v[i], 1ull << cls);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
-static int count_allocs(void *arg, iovaq_iova_t iova, uint64_t n)
+int iovaq__cache_for_each_cached(struct iovaq_cache *c,
+				 int (*fn)(void *arg, iovaq_iova_t iova, uint64_t n), void *arg)
+{
+	struct front *f;
+	unsigned int cls;
+	uint32_t s, j;
+	int ret = 0;
+
+	/* Quiescent by contract: read everything without the owners' cooperation. */
+	iovaq_lock(&front_registry_lock);
+	for (f = c->fronts; f && !ret; f = f->c_next)
+		for (cls = 0; cls < c->n_cls && !ret; cls++)
+			ret = visit_stack(front_stack(c, f, cls), f->cnt[cls], cls, fn, arg);
+	for (s = 0; s < c->n_cpus && !ret; s++) {
+		for (cls = 0; cls < c->n_cls && !ret; cls++) {
+			struct mag *m = c->slots[s].loaded[cls], *p = c->slots[s].prev[cls];
+
+			if (m)
+				ret = visit_stack(m->iova, m->n, cls, fn, arg);
+			if (p && !ret)
+				ret = visit_stack(p->iova, p->n, cls, fn, arg);
+		}
+	}
+	for (cls = 0; cls < c->n_cls && !ret; cls++)
+		for (j = 0; j < c->depot[cls].n && !ret; j++)
+			ret = visit_stack(c->depot[cls].mags[j]->iova, c->depot[cls].mags[j]->n, cls,
+					  fn, arg);
+	iovaq_unlock(&front_registry_lock);
+	return ret;
+}
+
+uint64_t iovaq__cache_round(const struct iovaq_cache *c, uint64_t n)
+{
+	return n <= c->max_n ? 1ull << class_of(n) : n;
+}
+
+static int count_one(void *arg, iovaq_iova_t iova, uint64_t n)
 {
 	(void)iova;
 	(void)n;
@@ -1031,13 +1073,26 @@ static int count_allocs(void *arg, iovaq_iova_t iova, uint64_t n)
 	return 0;
 }
 
+struct collect_state {
+	struct cached_ent *v;
+	uint64_t k, cap;
+};
+
+static int collect_one(void *arg, iovaq_iova_t iova, uint64_t n)
+{
+	struct collect_state *cs = arg;
+
+	if (cs->k == cs->cap)
+		return -EUCLEAN;	/* changed between the passes: not quiescent */
+	cs->v[cs->k++] = (struct cached_ent){ iova, n };
+	return 0;
+}
+
 int iovaq_cache_check(struct iovaq_cache *c)
 {
+	struct collect_state cs = { 0 };
 	struct cached_ent *v = NULL;
-	uint64_t total = 0, k = 0, i, allocs = 0;
-	struct front *f;
-	unsigned int cls;
-	uint32_t s, j;
+	uint64_t total = 0, k, i, allocs = 0;
 	int err;
 
 	if (!c)
@@ -1045,42 +1100,17 @@ int iovaq_cache_check(struct iovaq_cache *c)
 	err = iovaq_space_check(c->sp);
 	if (err)
 		return err;
-	/* Quiescent by contract: read everything without the owners' cooperation. */
-	iovaq_lock(&front_registry_lock);
-	for (f = c->fronts; f; f = f->c_next)
-		for (cls = 0; cls < c->n_cls; cls++)
-			total += f->cnt[cls];
-	for (s = 0; s < c->n_cpus; s++)
-		for (cls = 0; cls < c->n_cls; cls++)
-			total += (c->slots[s].loaded[cls] ? c->slots[s].loaded[cls]->n : 0) +
-				 (c->slots[s].prev[cls] ? c->slots[s].prev[cls]->n : 0);
-	for (cls = 0; cls < c->n_cls; cls++)
-		for (j = 0; j < c->depot[cls].n; j++)
-			total += c->depot[cls].mags[j]->n;
+	iovaq__cache_for_each_cached(c, count_one, &total);
 	if (total) {
 		v = iovaq_hooks_alloc(c->hooks, total * sizeof(*v), 8);
-		if (!v) {
-			iovaq_unlock(&front_registry_lock);
+		if (!v)
 			return -ENOMEM;
-		}
 	}
-	for (f = c->fronts; f; f = f->c_next)
-		for (cls = 0; cls < c->n_cls; cls++)
-			collect(v, &k, cls, front_stack(c, f, cls), f->cnt[cls]);
-	for (s = 0; s < c->n_cpus; s++) {
-		for (cls = 0; cls < c->n_cls; cls++) {
-			struct mag *m = c->slots[s].loaded[cls], *p = c->slots[s].prev[cls];
-
-			if (m)
-				collect(v, &k, cls, m->iova, m->n);
-			if (p)
-				collect(v, &k, cls, p->iova, p->n);
-		}
-	}
-	for (cls = 0; cls < c->n_cls; cls++)
-		for (j = 0; j < c->depot[cls].n; j++)
-			collect(v, &k, cls, c->depot[cls].mags[j]->iova, c->depot[cls].mags[j]->n);
-	iovaq_unlock(&front_registry_lock);
+	cs.v = v;
+	cs.cap = total;
+	err = iovaq__cache_for_each_cached(c, collect_one, &cs);
+	if (err || cs.k != total)
+		err = -EUCLEAN;
 
 	iovaq_sort(v, total, sizeof(*v), cmp_cached);
 	iovaq__space_lock(c->sp);
@@ -1108,7 +1138,7 @@ int iovaq_cache_check(struct iovaq_cache *c)
 		k = c->held.n;
 		iovaq_unlock(&c->chk_lock);
 		if (!err) {
-			iovaq_space_walk(c->sp, count_allocs, &allocs);
+			iovaq_space_walk(c->sp, count_one, &allocs);
 			if (allocs != k + total)
 				err = -EUCLEAN;
 		}

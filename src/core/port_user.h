@@ -114,4 +114,53 @@ static inline int iovaq_thread_exit_arm(iovaq_thread_key_t key, void *arg)
 	return -pthread_setspecific(key, arg);
 }
 
+/* Threads and condition variables (the domain's flusher thread). */
+typedef pthread_t iovaq_thread_t;
+typedef pthread_cond_t iovaq_cond_t;
+
+static inline int iovaq_thread_start(iovaq_thread_t *t, void *(*fn)(void *), void *arg)
+{
+	return -pthread_create(t, NULL, fn, arg);
+}
+
+static inline void iovaq_thread_join(iovaq_thread_t t)
+{
+	pthread_join(t, NULL);
+}
+
+/* Condition variables time out against the monotonic clock, like iovaq_now_ns(). */
+static inline void iovaq_cond_init(iovaq_cond_t *c)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+}
+
+static inline void iovaq_cond_destroy(iovaq_cond_t *c)
+{
+	pthread_cond_destroy(c);
+}
+
+static inline void iovaq_cond_signal(iovaq_cond_t *c)
+{
+	pthread_cond_signal(c);
+}
+
+/* Wait until signalled or until monotonic time @deadline_ns (0: no deadline). */
+static inline void iovaq_cond_wait_until(iovaq_cond_t *c, iovaq_lock_t *l, uint64_t deadline_ns)
+{
+	struct timespec ts;
+
+	if (!deadline_ns) {
+		pthread_cond_wait(c, l);
+		return;
+	}
+	ts.tv_sec = (time_t)(deadline_ns / 1000000000ull);
+	ts.tv_nsec = (long)(deadline_ns % 1000000000ull);
+	pthread_cond_timedwait(c, l, &ts);
+}
+
 #endif /* IOVAQ_PORT_USER_H */

@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * libiovaq domain: IOVAs for host buffers on one backend, with an invalidation policy and
+ * safety-window accounting.
+ *
+ * State of every IOVA granule of the domain (DESIGN.md §1), at every moment exactly one of:
+ * FREE (in the space), CACHED (in the magazine cache), ALLOCATED (mapped for a caller) or
+ * QUEUED (unmapped, waiting for the invalidation that makes it unreachable). A QUEUED range is
+ * never handed out again before the flush that covers it has completed.
+ *
+ * Safety window (DESIGN.md §2). For one unmap released by the caller at t_release, t_safe is
+ * when the backend guarantees that no device access can translate any page of it (the flush
+ * covering it returned). window = t_safe - t_release; exposure = pages x window; reachable
+ * pages = pages released and not yet safe; an unsafe reuse is a buffer handed back to the
+ * caller before its t_safe. Policies:
+ *
+ *   policy         unmap returns   IOVA reused    buffer handed back           window
+ *   strict         after t_safe    after t_safe   on return                    the call itself
+ *   deferred       at once         after t_safe   on return (unsafe reuse)     <= bound
+ *   safe-deferred  at once         after t_safe   at t_safe, by its cookie     <= bound, safe
+ *   passthrough    at once         at once        on return                    unbounded
+ *
+ * Bounds: max_window_ns and max_reachable_pages. The queue flushes before either would be
+ * exceeded (full ring, oldest entry's age, reachable pages, iovaq_domain_sync(), allocation
+ * failure). With the inline flusher the age is checked on every call into the domain; the
+ * thread flusher also checks it on its own, so the bound holds when the caller is idle.
+ */
+#ifndef IOVAQ_DOMAIN_H
+#define IOVAQ_DOMAIN_H
+
+#include <iovaq/common.h>
+#include <iovaq/backend.h>
+#include <iovaq/cache.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct iovaq_domain;
+
+/* Invalidation policies (append-only). */
+enum iovaq_policy {
+	IOVAQ_POLICY_STRICT = 0,
+	IOVAQ_POLICY_DEFERRED = 1,
+	IOVAQ_POLICY_SAFE_DEFERRED = 2,
+	IOVAQ_POLICY_PASSTHROUGH = 3,
+	IOVAQ_POLICY_NR
+};
+
+/* Who runs flushes of the queue. */
+enum iovaq_flusher {
+	/* The calling thread, when a trigger fires during one of its calls. */
+	IOVAQ_FLUSHER_INLINE = 0,
+	/* A dedicated thread (vIOMMU's "sidecore", Amit et al., ATC'11), plus the caller on a
+	 * full ring. */
+	IOVAQ_FLUSHER_THREAD = 1,
+};
+
+#define IOVAQ_DOMAIN_DEFAULT_MAX_WINDOW_NS 10000000ull	/* 10 ms, Linux's per-CPU FQ timeout */
+#define IOVAQ_DOMAIN_DEFAULT_MAX_REACHABLE 4096ull	/* pages (16 MiB with 4 KiB pages) */
+#define IOVAQ_DOMAIN_DEFAULT_DOMAIN_THRESHOLD 512ull	/* granules per flush (Arm SMMUv3) */
+
+/**
+ * typedef iovaq_complete_fn - safe-deferred completion callback.
+ * @arg: the callback argument given at creation.
+ * @cookie: the cookie of an unmap whose range just became unreachable (t_safe passed).
+ *
+ * Runs on the thread that completed the flush: a caller of iovaq_domain_map(),
+ * iovaq_domain_unmap() or iovaq_domain_sync() with the inline flusher, or the flusher thread.
+ * No domain lock is held: it may call any iovaq_domain_*() function on the same domain except
+ * iovaq_domain_destroy(). It must not block for long: other completions wait behind it.
+ */
+typedef void (*iovaq_complete_fn)(void *arg, uint64_t cookie);
+
+/**
+ * struct iovaq_domain_opts - how to build a domain; use IOVAQ_OPTS(). Zero fields take
+ * defaults.
+ * @sz: sizeof(struct iovaq_domain_opts).
+ * @backend: the backend (required). The domain uses it and never closes it; it must outlive
+ *	the domain, and its mappings should be made only through this domain.
+ * @policy: an enum iovaq_policy (default strict).
+ * @flusher: an enum iovaq_flusher (default inline).
+ * @ring_entries: capacity of the invalidation queue (default 4096, or 32768 when the backend
+ *	reports caching mode: Linux's choice of one large queue where a hypervisor shadows
+ *	each flush).
+ * @max_window_ns: bound on every release's window (default 10 ms).
+ * @max_reachable_pages: bound on reachable pages (default 4096).
+ * @domain_threshold: granules per flush above which one domain-wide command may replace the
+ *	page-selective list, if the backend's cost hints say it is cheaper (default 512).
+ * @reserved: holes never handed out, [start, last] bytes; IOVA 0 is always reserved.
+ * @n_reserved: entries in @reserved.
+ * @cache: magazine cache options, or NULL for defaults.
+ * @complete: safe-deferred completion callback, or NULL: then completed cookies wait for
+ *	iovaq_domain_poll().
+ * @complete_arg: passed to @complete.
+ */
+struct iovaq_domain_opts {
+	size_t sz;
+	struct iovaq_backend *backend;
+	uint32_t policy;
+	uint32_t flusher;
+	uint32_t ring_entries;
+	uint32_t reserved0;
+	uint64_t max_window_ns;
+	uint64_t max_reachable_pages;
+	uint64_t domain_threshold;
+	const struct iovaq_range *reserved;
+	size_t n_reserved;
+	const struct iovaq_cache_opts *cache;
+	iovaq_complete_fn complete;
+	void *complete_arg;
+};
+
+/**
+ * iovaq_domain_create() - create a domain on a backend.
+ * @opts: options (required).
+ * @out: receives the domain; untouched on failure.
+ *
+ * The IOVA space is the backend's apertures minus the reserved holes.
+ *
+ * Context: any thread; allocates; with IOVAQ_FLUSHER_THREAD starts a thread.
+ * Return: 0; -EINVAL for a missing backend, bad policy, flusher or bounds; -E2BIG for
+ * unknown non-zero trailing bytes; -ENOMEM; -EAGAIN if the thread could not start.
+ */
+IOVAQ_API int iovaq_domain_create(const struct iovaq_domain_opts *opts,
+				  struct iovaq_domain **out);
+
+/**
+ * iovaq_domain_destroy() - flush what is queued, unmap what is still mapped, free the domain.
+ * @dom: the domain, or NULL.
+ *
+ * Pending completions are delivered. If the final flush fails, the ranges stay unmapped but
+ * uninvalidated in the backend; the failure is counted in the stats of nothing (the domain is
+ * gone), so callers that care call iovaq_domain_sync() first and check it.
+ *
+ * Context: no other call on @dom may run concurrently or afterwards; stops the flusher thread.
+ */
+IOVAQ_API void iovaq_domain_destroy(struct iovaq_domain *dom);
+
+/**
+ * iovaq_domain_map() - map a host buffer and return its IOVA.
+ * @dom: the domain.
+ * @buf: host buffer, aligned to the backend's granule.
+ * @len: bytes, a non-zero multiple of the granule.
+ * @prot: IOVAQ_PROT_READ and/or IOVAQ_PROT_WRITE.
+ * @limit: highest IOVA (inclusive) the range may touch: the device's DMA mask.
+ * @iova: receives the IOVA (with passthrough, the buffer's address).
+ *
+ * Context: thread-safe; may block in the backend; may run a flush (inline flusher).
+ * Return: 0; -EINVAL for bad arguments; -ENOSPC if no IOVA range fits even after flushing
+ * the queue; -ENOMEM; or the backend's error (then nothing is mapped or allocated).
+ */
+IOVAQ_API int iovaq_domain_map(struct iovaq_domain *dom, void *buf, size_t len,
+			       unsigned int prot, iovaq_iova_t limit, iovaq_iova_t *iova);
+
+/**
+ * iovaq_domain_unmap() - release a mapping.
+ * @dom: the domain.
+ * @iova: the IOVA iovaq_domain_map() returned.
+ * @len: the length that was mapped.
+ * @cookie: handed back at t_safe under safe-deferred (callback or iovaq_domain_poll());
+ *	ignored by the other policies.
+ *
+ * Strict returns after t_safe; deferred and safe-deferred queue the range and return at once;
+ * passthrough only forgets the mapping.
+ *
+ * Context: thread-safe; may block in the backend; may run a flush.
+ * Return:
+ * * 0 on success.
+ * * -EINVAL: no mapping at @iova, or not of length @len (also a double unmap); nothing
+ *   changes.
+ * * the backend's unmap error: nothing changes, the mapping stays.
+ * * strict only: the flush's error. The range is then QUEUED (never reused) and the next
+ *   iovaq_domain_sync() retries it.
+ */
+IOVAQ_API int iovaq_domain_unmap(struct iovaq_domain *dom, iovaq_iova_t iova, size_t len,
+				 uint64_t cookie);
+
+/**
+ * iovaq_domain_sync() - make everything released so far unreachable.
+ * @dom: the domain.
+ *
+ * Flushes the queue, returns the IOVAs to the cache and delivers safe-deferred completions.
+ *
+ * Context: thread-safe; blocks for the flush.
+ * Return: 0, or the backend's flush error (the entries stay queued; a later sync retries).
+ */
+IOVAQ_API int iovaq_domain_sync(struct iovaq_domain *dom);
+
+/**
+ * iovaq_domain_poll() - take completed safe-deferred cookies (when no callback was given).
+ * @dom: the domain.
+ * @cookies: array of @max entries.
+ * @max: room in @cookies.
+ *
+ * Also runs a flush if one is due.
+ *
+ * Context: thread-safe.
+ * Return: the number of cookies written, or -EINVAL.
+ */
+IOVAQ_API int iovaq_domain_poll(struct iovaq_domain *dom, uint64_t *cookies, size_t max);
+
+/**
+ * struct iovaq_window_report - the safety-window account of a domain; use IOVAQ_OPTS().
+ * @sz: sizeof(struct iovaq_window_report).
+ * @releases: unmaps accounted (each has one window).
+ * @released_pages: granules released.
+ * @window_p50_ns: median window (histogram bucket bound, within 1/8 of the true value).
+ * @window_p99_ns: 99th percentile.
+ * @window_p999_ns: 99.9th percentile.
+ * @window_max_ns: largest window (exact).
+ * @exposure_page_ns: sum over releases of pages x window.
+ * @reachable_pages: granules released and not yet safe, now.
+ * @reachable_pages_max: the most there ever were at once.
+ * @unsafe_reuse: releases whose buffer went back to the caller before t_safe (every deferred
+ *	and passthrough unmap).
+ * @violations: releases whose window exceeded max_window_ns, plus releases that made the
+ *	reachable pages exceed max_reachable_pages. Must stay 0.
+ * @max_window_ns: the bound in force.
+ * @max_reachable_pages: the bound in force.
+ */
+struct iovaq_window_report {
+	size_t sz;
+	uint64_t releases;
+	uint64_t released_pages;
+	uint64_t window_p50_ns;
+	uint64_t window_p99_ns;
+	uint64_t window_p999_ns;
+	uint64_t window_max_ns;
+	uint64_t exposure_page_ns;
+	uint64_t reachable_pages;
+	uint64_t reachable_pages_max;
+	uint64_t unsafe_reuse;
+	uint64_t violations;
+	uint64_t max_window_ns;
+	uint64_t max_reachable_pages;
+};
+
+/**
+ * struct iovaq_domain_stats - counters of a domain; use IOVAQ_OPTS().
+ * @sz: sizeof(struct iovaq_domain_stats).
+ * @maps: successful maps.
+ * @unmaps: successful unmaps.
+ * @map_errors: failed maps.
+ * @unmap_errors: failed unmaps.
+ * @mapped_pages: granules mapped now.
+ * @queued_pages: granules QUEUED now.
+ * @queued_entries_max: the fullest the queue has been.
+ * @flushes: flushes that completed.
+ * @flush_errors: flushes that failed.
+ * @last_flush_error: the latest flush error (negative errno), 0 if none.
+ * @inval_cmds: commands issued by completed flushes.
+ * @inval_domain_cmds: of those, domain-wide.
+ * @inval_leaf_cmds: of those, leaf-only.
+ * @invalidated_pages: granules covered by the released ranges of completed flushes.
+ * @flush_full: flushes triggered by a full ring.
+ * @flush_age: by the oldest entry's age.
+ * @flush_reachable: by the reachable-pages bound.
+ * @flush_sync: by iovaq_domain_sync() (and destroy).
+ * @flush_nospc: by an allocation failure.
+ * @flush_strict: strict unmaps' own flushes.
+ * @completions: safe-deferred cookies delivered (callback or poll).
+ */
+struct iovaq_domain_stats {
+	size_t sz;
+	uint64_t maps;
+	uint64_t unmaps;
+	uint64_t map_errors;
+	uint64_t unmap_errors;
+	uint64_t mapped_pages;
+	uint64_t queued_pages;
+	uint64_t queued_entries_max;
+	uint64_t flushes;
+	uint64_t flush_errors;
+	int64_t last_flush_error;
+	uint64_t inval_cmds;
+	uint64_t inval_domain_cmds;
+	uint64_t inval_leaf_cmds;
+	uint64_t invalidated_pages;
+	uint64_t flush_full;
+	uint64_t flush_age;
+	uint64_t flush_reachable;
+	uint64_t flush_sync;
+	uint64_t flush_nospc;
+	uint64_t flush_strict;
+	uint64_t completions;
+};
+
+/**
+ * iovaq_domain_get_stats() - read the counters.
+ * @dom: the domain.
+ * @st: filled up to @st->sz.
+ * Context: thread-safe.
+ * Return: 0, or -EINVAL.
+ */
+IOVAQ_API int iovaq_domain_get_stats(struct iovaq_domain *dom, struct iovaq_domain_stats *st);
+
+/**
+ * iovaq_domain_window() - read the safety-window account.
+ * @dom: the domain.
+ * @rep: filled up to @rep->sz.
+ * Context: thread-safe.
+ * Return: 0, or -EINVAL.
+ */
+IOVAQ_API int iovaq_domain_window(struct iovaq_domain *dom, struct iovaq_window_report *rep);
+
+/**
+ * iovaq_domain_json() - stats and window report as one JSON object.
+ * @dom: the domain.
+ * @buf: output buffer, or NULL with @len 0 to measure.
+ * @len: size of @buf; snprintf() semantics.
+ * Context: thread-safe.
+ * Return: the full length (without NUL), or -EINVAL.
+ */
+IOVAQ_API int iovaq_domain_json(struct iovaq_domain *dom, char *buf, size_t len);
+
+/**
+ * iovaq_domain_cache() - the magazine cache of a domain (for its stats).
+ * @dom: the domain (not NULL).
+ * Return: the cache; valid until the domain is destroyed.
+ */
+IOVAQ_API struct iovaq_cache *iovaq_domain_cache(const struct iovaq_domain *dom);
+
+/**
+ * iovaq_domain_check() - verify the state invariant (debugging and tests).
+ * @dom: the domain.
+ *
+ * Runs iovaq_cache_check() and checks that every live space allocation that is not cached is
+ * exactly one mapping or one queued range, that none overlap, and that the counters agree.
+ *
+ * Context: the domain must be quiescent (no concurrent calls; the flusher thread is paused
+ * while it runs).
+ * Return: 0, -EINVAL for NULL, -ENOMEM, or -EUCLEAN on the first inconsistency.
+ */
+IOVAQ_API int iovaq_domain_check(struct iovaq_domain *dom);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IOVAQ_DOMAIN_H */

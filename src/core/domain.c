@@ -1,0 +1,1068 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * Domain: mappings, the invalidation queue, the flush planner and the safety-window account.
+ * See include/iovaq/domain.h for the contract and DESIGN.md §1, §2, §4 for the model.
+ *
+ * Locking, outermost first:
+ *   flush_lock   one flush of the queue at a time (it alone advances @head);
+ *   lock         the mapping table, the queue's slots and counters, stats and window;
+ *   cache/space  their own locks, never taken with @lock held except for reads of stats.
+ * Backend calls run without @lock (a backend is thread-safe and may block).
+ *
+ * Queue (after dma-iommu.c's flush queue): a ring of entries tagged with the flush generation
+ * current at enqueue. A flush snapshots the entries present when it starts, invalidates them
+ * without holding @lock, and only then (t_safe) returns their IOVAs to the cache and hands
+ * back safe-deferred cookies. Entries queued meanwhile wait for the next flush. A QUEUED entry
+ * never reaches the cache before the flush covering it succeeded; a failed flush leaves all of
+ * its entries queued.
+ */
+#include <iovaq/domain.h>
+#include <iovaq/space.h>
+#include <iovaq/stats.h>
+#include "space_priv.h"
+#include "cache_priv.h"
+#include "imap.h"
+
+struct qent {
+	iovaq_iova_t iova;
+	uint64_t pages;		/* granules mapped (the cache rounds on its own) */
+	uint64_t gen;		/* flush generation at enqueue */
+	uint64_t t_release;
+	uint64_t cookie;
+	uint8_t notify;		/* safe-deferred: hand the cookie back */
+	uint8_t freed_tables;	/* the unmap freed table pages: no leaf-only command */
+};
+
+/*
+ * Window histogram: exact below 16 ns, then 8 linear sub-buckets per power of two, so a
+ * reported percentile is within 1/8 of the true value.
+ */
+#define HIST_SUB 8
+#define HIST_BUCKETS (16 + (64 - 4) * HIST_SUB)
+
+struct iovaq_domain {
+	/* Constant after creation. */
+	struct iovaq_backend *be;
+	struct iovaq_backend_caps caps;
+	struct iovaq_space *sp;
+	struct iovaq_cache *cache;
+	const struct iovaq_alloc_hooks *hooks;
+	uint32_t policy;
+	uint32_t flusher;
+	uint64_t max_window;
+	uint64_t max_reach;
+	uint64_t threshold;
+	uint64_t granule;
+	unsigned int shift;
+	int needs_flush;		/* the backend's unmap does not invalidate */
+	iovaq_complete_fn complete;
+	void *complete_arg;
+
+	iovaq_lock_t flush_lock;
+	iovaq_lock_t lock;
+	struct iovaq_imap maps;		/* iova -> (granules | prot << 56, host buffer) */
+	struct qent *ring;
+	uint32_t cap, head, n;
+	uint64_t gen_start, gen_finish;
+	uint64_t *done;			/* cookies for iovaq_domain_poll(), a growing ring */
+	uint64_t done_cap, done_head, done_n;
+	struct iovaq_domain_stats st;
+	uint64_t hist[HIST_BUCKETS];
+	struct iovaq_window_report win;
+
+	/* Flusher thread. */
+	iovaq_cond_t cv;
+	iovaq_thread_t thr;
+	int thr_running;
+	int stop;
+
+	uint64_t metadata_bytes;
+};
+
+/* ---- window account --------------------------------------------------------------------- */
+
+static unsigned int hist_bucket(uint64_t v)
+{
+	unsigned int e;
+
+	if (v < 16)
+		return (unsigned int)v;
+	e = iovaq_ilog2(v);
+	return 16 + (e - 4) * HIST_SUB + (unsigned int)((v >> (e - 3)) & (HIST_SUB - 1));
+}
+
+/* Upper bound of a bucket's values. */
+static uint64_t hist_upper(unsigned int b)
+{
+	unsigned int e, sub;
+
+	if (b < 16)
+		return b;
+	e = (b - 16) / HIST_SUB + 4;
+	sub = (b - 16) % HIST_SUB;
+	if (e >= 63 && sub == HIST_SUB - 1)
+		return UINT64_MAX;
+	return (1ull << e) + ((uint64_t)(sub + 1) << (e - 3)) - 1;
+}
+
+static uint64_t hist_quantile(const struct iovaq_domain *d, uint64_t num, uint64_t den)
+{
+	uint64_t total = d->win.releases, want, seen = 0;
+	unsigned int b;
+
+	if (!total)
+		return 0;
+	/* The smallest value v with at least num/den of the samples <= v. */
+	want = (total * num + den - 1) / den;
+	for (b = 0; b < HIST_BUCKETS; b++) {
+		seen += d->hist[b];
+		if (seen >= want) {
+			uint64_t up = hist_upper(b);
+
+			return up < d->win.window_max_ns ? up : d->win.window_max_ns;
+		}
+	}
+	return d->win.window_max_ns;
+}
+
+/* A release became safe (lock held). */
+static void account_safe(struct iovaq_domain *d, uint64_t pages, uint64_t t_release,
+			 uint64_t t_safe)
+{
+	uint64_t w = t_safe > t_release ? t_safe - t_release : 0;
+
+	d->win.releases++;
+	d->win.released_pages += pages;
+	d->hist[hist_bucket(w)]++;
+	if (w > d->win.window_max_ns)
+		d->win.window_max_ns = w;
+	d->win.exposure_page_ns += pages * w;
+	d->win.reachable_pages -= pages;
+	if (w > d->max_window)
+		d->win.violations++;
+}
+
+/* Pages become reachable at release (lock held). */
+static void account_release(struct iovaq_domain *d, uint64_t pages)
+{
+	d->win.reachable_pages += pages;
+	if (d->win.reachable_pages > d->win.reachable_pages_max)
+		d->win.reachable_pages_max = d->win.reachable_pages;
+	if (d->win.reachable_pages > d->max_reach)
+		d->win.violations++;
+}
+
+/* ---- planner ------------------------------------------------------------------------------ */
+
+struct prange {
+	uint64_t first;		/* granule numbers, [first, end) */
+	uint64_t end;
+	int freed_tables;
+};
+
+static int cmp_prange(const void *a, const void *b)
+{
+	const struct prange *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Sort and merge adjacent or overlapping ranges in place; returns how many remain. */
+static size_t merge_ranges(struct prange *r, size_t n)
+{
+	size_t i, m = 0;
+
+	iovaq_sort(r, n, sizeof(*r), cmp_prange);
+	for (i = 0; i < n; i++) {
+		if (m && r[i].first <= r[m - 1].end) {
+			if (r[i].end > r[m - 1].end)
+				r[m - 1].end = r[i].end;
+			r[m - 1].freed_tables |= r[i].freed_tables;
+		} else {
+			r[m++] = r[i];
+		}
+	}
+	return m;
+}
+
+/*
+ * Naturally aligned blocks that tile [first, end) exactly, each at most 2^max_am granules:
+ * from @first, the largest block its alignment and the remaining length allow. A size-aligned
+ * range is one block: an exact VT-d address mask (FACTS.md). Writes up to @room commands and
+ * returns how many it takes in all.
+ */
+static size_t plan_blocks(const struct iovaq_domain *d, const struct prange *r,
+			  struct iovaq_inval *out, size_t room)
+{
+	uint64_t g = r->first;
+	size_t k = 0;
+	unsigned int am;
+
+	while (g < r->end) {
+		am = g ? (unsigned int)__builtin_ctzll(g) : 63;
+		if (am > d->caps.max_am)
+			am = d->caps.max_am;
+		while (am && (1ull << am) > r->end - g)
+			am--;
+		if (k < room)
+			out[k] = (struct iovaq_inval){
+				.kind = IOVAQ_INVAL_PAGES,
+				.am = (uint8_t)am,
+				.flags = (!r->freed_tables && d->caps.leaf_hint) ? IOVAQ_INVAL_LEAF : 0,
+				.iova = g << d->shift,
+			};
+		k++;
+		g += 1ull << am;
+	}
+	return k;
+}
+
+/*
+ * Plan the cheapest command list for @n ranges (merged in place). Page-selective blocks by
+ * default; one domain-wide command when the flush covers at least the threshold and the
+ * backend's cost hints make it cheaper, except under caching mode (below). Returns the number of commands in *@cmds (allocated), or a negative errno.
+ */
+static long plan(struct iovaq_domain *d, struct prange *r, size_t n, uint64_t mapped_pages,
+		 struct iovaq_inval **cmds)
+{
+	const struct iovaq_backend_caps *c = &d->caps;
+	uint64_t covered = 0, psi_cost, dom_cost;
+	size_t i, k = 0, m = merge_ranges(r, n);
+	struct iovaq_inval *v;
+
+	for (i = 0; i < m; i++) {
+		covered += r[i].end - r[i].first;
+		k += plan_blocks(d, &r[i], NULL, 0);
+	}
+	psi_cost = k * c->cost_cmd_ns + covered * c->cost_inval_page_ns;
+	dom_cost = c->cost_domain_ns + mapped_pages * c->cost_domain_page_ns;
+	/*
+	 * Under caching mode a domain-wide command makes the hypervisor re-walk every table it
+	 * shadows, including mappings this domain does not know about (other users of the
+	 * same guest table, the guest's own kernel): its cost cannot be bounded from here, so
+	 * it is never chosen there while page-selective commands exist (the case where Linux
+	 * turns batching off altogether, FACTS.md).
+	 */
+	if ((c->inval_kinds & (1u << IOVAQ_INVAL_DOMAIN)) &&
+	    (!(c->inval_kinds & (1u << IOVAQ_INVAL_PAGES)) ||
+	     (!(c->flags & IOVAQ_CAP_CACHING_MODE) && covered >= d->threshold &&
+	      dom_cost <= psi_cost))) {
+		v = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		*v = (struct iovaq_inval){ .kind = IOVAQ_INVAL_DOMAIN };
+		*cmds = v;
+		return 1;
+	}
+	v = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, k * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (i = 0, n = 0; i < m; i++)
+		n += plan_blocks(d, &r[i], v + n, k - n);
+	*cmds = v;
+	return (long)k;
+}
+
+/* Plan and execute the invalidation of @n ranges; counts commands on success. */
+static int invalidate(struct iovaq_domain *d, struct prange *r, size_t n)
+{
+	struct iovaq_inval *cmds = NULL;
+	uint64_t mapped;
+	long k, i;
+	int err;
+
+	if (!d->needs_flush || !n)
+		return 0;
+	iovaq_lock(&d->lock);
+	mapped = d->st.mapped_pages;
+	iovaq_unlock(&d->lock);
+	k = plan(d, r, n, mapped, &cmds);
+	if (k < 0)
+		return (int)k;
+	err = iovaq_backend_flush(d->be, cmds, (size_t)k);
+	if (!err) {
+		iovaq_lock(&d->lock);
+		d->st.inval_cmds += (uint64_t)k;
+		for (i = 0; i < k; i++) {
+			d->st.inval_domain_cmds += cmds[i].kind == IOVAQ_INVAL_DOMAIN;
+			d->st.inval_leaf_cmds += !!(cmds[i].flags & IOVAQ_INVAL_LEAF);
+		}
+		iovaq_unlock(&d->lock);
+	}
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, cmds, (size_t)k * sizeof(*cmds));
+	return err;
+}
+
+/* ---- completions -------------------------------------------------------------------------- */
+
+/* Queue a cookie for iovaq_domain_poll() (lock held); grows the ring. */
+static int done_push(struct iovaq_domain *d, uint64_t cookie)
+{
+	if (d->done_n == d->done_cap) {
+		uint64_t cap = d->done_cap ? d->done_cap * 2 : 256, i;
+		uint64_t *v = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		for (i = 0; i < d->done_n; i++)
+			v[i] = d->done[(d->done_head + i) % d->done_cap];
+		iovaq__meta_free(d->hooks, &d->metadata_bytes, d->done,
+				 d->done_cap * sizeof(*v));
+		d->done = v;
+		d->done_cap = cap;
+		d->done_head = 0;
+	}
+	d->done[(d->done_head + d->done_n++) % d->done_cap] = cookie;
+	return 0;
+}
+
+/* ---- the queue ---------------------------------------------------------------------------- */
+
+enum flush_reason { FR_FULL, FR_AGE, FR_REACH, FR_SYNC, FR_NOSPC };
+
+static uint64_t *reason_counter(struct iovaq_domain *d, enum flush_reason why)
+{
+	switch (why) {
+	case FR_FULL:
+		return &d->st.flush_full;
+	case FR_AGE:
+		return &d->st.flush_age;
+	case FR_REACH:
+		return &d->st.flush_reachable;
+	case FR_NOSPC:
+		return &d->st.flush_nospc;
+	default:
+		return &d->st.flush_sync;
+	}
+}
+
+/*
+ * Flush what is queued now. On success the entries become safe: their window closes, their
+ * IOVAs go back to the cache, their cookies are handed back. On failure they all stay queued.
+ */
+static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
+{
+	struct prange *r = NULL;
+	uint64_t *cookies = NULL;
+	uint32_t n, i, nc = 0, head;
+	uint64_t t_safe;
+	int err = 0;
+
+	iovaq_lock(&d->flush_lock);
+	iovaq_lock(&d->lock);
+	n = d->n;
+	head = d->head;
+	if (n)
+		d->gen_start++;
+	iovaq_unlock(&d->lock);
+	if (!n)
+		goto out;
+	/*
+	 * Only this flush advances @head, and appends go behind the snapshot, so its entries
+	 * can be read without @lock until it releases them.
+	 */
+	r = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, n * sizeof(*r));
+	cookies = d->complete ? iovaq__meta_alloc(d->hooks, &d->metadata_bytes,
+						  n * sizeof(*cookies))
+			      : NULL;
+	if (!r || (d->complete && !cookies)) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		const struct qent *e = &d->ring[(head + i) % d->cap];
+
+		r[i] = (struct prange){ e->iova >> d->shift, (e->iova >> d->shift) + e->pages,
+					e->freed_tables };
+	}
+	err = invalidate(d, r, n);
+	if (err)
+		goto fail;
+	t_safe = iovaq_now_ns();
+
+	iovaq_lock(&d->lock);
+	for (i = 0; i < n; i++) {
+		const struct qent *e = &d->ring[(head + i) % d->cap];
+
+		account_safe(d, e->pages, e->t_release, t_safe);
+		d->st.invalidated_pages += e->pages;
+		d->st.queued_pages -= e->pages;
+		if (e->notify) {
+			if (cookies)
+				cookies[nc++] = e->cookie;
+			else if (done_push(d, e->cookie))
+				d->st.unmap_errors++;	/* cookie lost to ENOMEM: counted */
+			else
+				d->st.completions++;
+		}
+	}
+	d->gen_finish = d->gen_start;
+	d->st.flushes++;
+	(*reason_counter(d, why))++;
+	iovaq_unlock(&d->lock);
+	/* Safe now: the IOVAs may be handed out again. */
+	for (i = 0; i < n; i++) {
+		const struct qent *e = &d->ring[(head + i) % d->cap];
+
+		iovaq_cache_free(d->cache, e->iova, e->pages);
+	}
+	iovaq_lock(&d->lock);
+	d->head = (d->head + n) % d->cap;
+	d->n -= n;
+	d->st.completions += nc;
+	iovaq_unlock(&d->lock);
+	iovaq_unlock(&d->flush_lock);
+	/* Callbacks run with no lock held: they may call back into the domain. */
+	for (i = 0; i < nc; i++)
+		d->complete(d->complete_arg, cookies[i]);
+	goto done;
+fail:
+	iovaq_lock(&d->lock);
+	d->st.flush_errors++;
+	d->st.last_flush_error = err;
+	iovaq_unlock(&d->lock);
+out:
+	iovaq_unlock(&d->flush_lock);
+done:
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, r, n * sizeof(*r));
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, cookies, n * sizeof(*cookies));
+	return err;
+}
+
+/*
+ * Is the oldest queued entry old enough to flush now? The margin (a quarter of the bound)
+ * leaves the flush itself time to finish inside the bound. Lock held.
+ */
+static int age_due(const struct iovaq_domain *d, uint64_t now)
+{
+	return d->n && now - d->ring[d->head].t_release >= d->max_window - d->max_window / 4;
+}
+
+static uint64_t age_deadline(const struct iovaq_domain *d)
+{
+	return d->ring[d->head].t_release + d->max_window - d->max_window / 4;
+}
+
+/* Flush if the oldest entry is due (every call into the domain checks). */
+static void maybe_flush_age(struct iovaq_domain *d)
+{
+	int due;
+
+	iovaq_lock(&d->lock);
+	due = age_due(d, iovaq_now_ns());
+	iovaq_unlock(&d->lock);
+	if (due)
+		flush_queue(d, FR_AGE);
+}
+
+static void *flusher_main(void *arg)
+{
+	struct iovaq_domain *d = arg;
+
+	iovaq_lock(&d->lock);
+	while (!d->stop) {
+		if (!d->n) {
+			iovaq_cond_wait_until(&d->cv, &d->lock, 0);
+			continue;
+		}
+		if (!age_due(d, iovaq_now_ns())) {
+			iovaq_cond_wait_until(&d->cv, &d->lock, age_deadline(d));
+			continue;
+		}
+		iovaq_unlock(&d->lock);
+		flush_queue(d, FR_AGE);
+		iovaq_lock(&d->lock);
+	}
+	iovaq_unlock(&d->lock);
+	return NULL;
+}
+
+/* Double the ring under both locks; 0 or -ENOMEM. */
+static int ring_grow(struct iovaq_domain *d)
+{
+	struct qent *v;
+	uint32_t i, cap;
+	int err = 0;
+
+	iovaq_lock(&d->flush_lock);
+	iovaq_lock(&d->lock);
+	if (d->n < d->cap)
+		goto out;	/* a flush made room meanwhile */
+	cap = d->cap * 2;
+	v = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, cap * sizeof(*v));
+	if (!v) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < d->n; i++)
+		v[i] = d->ring[(d->head + i) % d->cap];
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, d->ring, d->cap * sizeof(*v));
+	d->ring = v;
+	d->cap = cap;
+	d->head = 0;
+out:
+	iovaq_unlock(&d->lock);
+	iovaq_unlock(&d->flush_lock);
+	return err;
+}
+
+/*
+ * Queue a released range, flushing first if the ring is full or if the pages would exceed the
+ * reachable bound. The range is already unmapped, so it is never dropped: if the ring is full
+ * and the flush fails, the ring grows; if even that fails, it retries until one succeeds.
+ */
+static void enqueue(struct iovaq_domain *d, const struct qent *e)
+{
+	int tried_reach = 0, was_empty;
+
+	for (;;) {
+		iovaq_lock(&d->lock);
+		if (d->n < d->cap) {
+			if (!d->n || tried_reach || d->win.reachable_pages + e->pages <= d->max_reach)
+				break;
+			iovaq_unlock(&d->lock);
+			tried_reach = 1;
+			flush_queue(d, FR_REACH);
+			continue;
+		}
+		iovaq_unlock(&d->lock);
+		if (!flush_queue(d, FR_FULL) || !ring_grow(d))
+			continue;
+	}
+	was_empty = !d->n;
+	d->ring[(d->head + d->n) % d->cap] = *e;
+	d->ring[(d->head + d->n) % d->cap].gen = d->gen_start;
+	d->n++;
+	if (d->n > d->st.queued_entries_max)
+		d->st.queued_entries_max = d->n;
+	d->st.queued_pages += e->pages;
+	account_release(d, e->pages);
+	if (d->policy == IOVAQ_POLICY_DEFERRED)
+		d->win.unsafe_reuse++;
+	if (was_empty && d->thr_running)
+		iovaq_cond_signal(&d->cv);
+	iovaq_unlock(&d->lock);
+}
+
+/* ---- public API ---------------------------------------------------------------------------- */
+
+#define PROT_SHIFT 56
+
+int iovaq_domain_map(struct iovaq_domain *d, void *buf, size_t len, unsigned int prot,
+		     iovaq_iova_t limit, iovaq_iova_t *iova)
+{
+	uint64_t pages;
+	iovaq_iova_t v;
+	int err;
+
+	if (!d || !buf || !iova || !len || ((uintptr_t)buf & (d->granule - 1)) ||
+	    (len & (d->granule - 1)) || !prot ||
+	    (prot & ~(unsigned int)(IOVAQ_PROT_READ | IOVAQ_PROT_WRITE)))
+		return -EINVAL;
+	pages = len >> d->shift;
+	maybe_flush_age(d);
+	if (d->policy == IOVAQ_POLICY_PASSTHROUGH) {
+		/* No translation: the device sees host addresses. Keep the record for unmap. */
+		v = (iovaq_iova_t)(uintptr_t)buf;
+		iovaq_lock(&d->lock);
+		err = iovaq__imap_find(&d->maps, v) ? -EEXIST :
+		      iovaq__imap_add(&d->maps, v, pages | (uint64_t)prot << PROT_SHIFT, buf);
+		if (!err) {
+			d->st.maps++;
+			d->st.mapped_pages += pages;
+		} else {
+			d->st.map_errors++;
+		}
+		iovaq_unlock(&d->lock);
+		if (!err)
+			*iova = v;
+		return err;
+	}
+	err = iovaq_cache_alloc(d->cache, pages, limit, &v);
+	if (err == -ENOSPC && d->n) {
+		/* QUEUED ranges come back only through a flush. */
+		flush_queue(d, FR_NOSPC);
+		err = iovaq_cache_alloc(d->cache, pages, limit, &v);
+	}
+	if (!err) {
+		err = iovaq_backend_map(d->be, v, buf, len, prot);
+		if (err)
+			iovaq_cache_free(d->cache, v, pages);	/* never mapped: safe at once */
+	}
+	if (!err) {
+		iovaq_lock(&d->lock);
+		err = iovaq__imap_add(&d->maps, v, pages | (uint64_t)prot << PROT_SHIFT, buf);
+		if (!err) {
+			d->st.maps++;
+			d->st.mapped_pages += pages;
+		}
+		iovaq_unlock(&d->lock);
+		if (err) {
+			/* The caller never saw @v, so no device can have used it: undo at once. */
+			if (iovaq_backend_unmap(d->be, v, len) >= 0) {
+				struct prange r = { v >> d->shift, (v >> d->shift) + pages, 1 };
+
+				if (!invalidate(d, &r, 1))
+					iovaq_cache_free(d->cache, v, pages);
+			}
+		}
+	}
+	if (err) {
+		iovaq_lock(&d->lock);
+		d->st.map_errors++;
+		iovaq_unlock(&d->lock);
+		return err;
+	}
+	*iova = v;
+	return 0;
+}
+
+int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, uint64_t cookie)
+{
+	uint64_t t_release = iovaq_now_ns(), pages;
+	struct iovaq_imap_ent *e;
+	struct qent q;
+	uint64_t val;
+	void *buf;
+	int ret, err;
+
+	if (!d || !len || (len & (d->granule - 1)))
+		return -EINVAL;
+	pages = len >> d->shift;
+	iovaq_lock(&d->lock);
+	e = iovaq__imap_find(&d->maps, iova);
+	if (!e || (e->val & ((1ull << PROT_SHIFT) - 1)) != pages) {
+		d->st.unmap_errors++;
+		iovaq_unlock(&d->lock);
+		return -EINVAL;
+	}
+	val = e->val;
+	buf = e->ptr;
+	iovaq__imap_del(&d->maps, e);
+	d->st.mapped_pages -= pages;
+	iovaq_unlock(&d->lock);
+
+	if (d->policy == IOVAQ_POLICY_PASSTHROUGH) {
+		iovaq_lock(&d->lock);
+		d->st.unmaps++;
+		d->win.unsafe_reuse++;	/* the device could always reach it */
+		iovaq_unlock(&d->lock);
+		return 0;
+	}
+	ret = iovaq_backend_unmap(d->be, iova, len);
+	if (ret < 0) {
+		/* Nothing changed: put the record back (removal never shrinks, so this fits). */
+		iovaq_lock(&d->lock);
+		iovaq__imap_add(&d->maps, iova, val, buf);
+		d->st.mapped_pages += pages;
+		d->st.unmap_errors++;
+		iovaq_unlock(&d->lock);
+		return ret;
+	}
+	q = (struct qent){ .iova = iova, .pages = pages, .t_release = t_release, .cookie = cookie,
+			   .notify = d->policy == IOVAQ_POLICY_SAFE_DEFERRED,
+			   .freed_tables = ret == IOVAQ_UNMAP_FREED_TABLES };
+	if (d->policy == IOVAQ_POLICY_STRICT) {
+		struct prange r = { iova >> d->shift, (iova >> d->shift) + pages,
+				    q.freed_tables };
+
+		iovaq_lock(&d->lock);
+		account_release(d, pages);
+		iovaq_unlock(&d->lock);
+		err = invalidate(d, &r, 1);
+		if (err) {
+			/* Unreachable not yet guaranteed: QUEUED, retried by the next sync. */
+			iovaq_lock(&d->lock);
+			d->win.reachable_pages -= pages;	/* enqueue counts it again */
+			d->st.flush_errors++;
+			d->st.last_flush_error = err;
+			d->st.unmaps++;
+			iovaq_unlock(&d->lock);
+			enqueue(d, &q);
+			return err;
+		}
+		iovaq_lock(&d->lock);
+		account_safe(d, pages, t_release, iovaq_now_ns());
+		d->st.invalidated_pages += pages;
+		d->st.flushes++;
+		d->st.flush_strict++;
+		d->st.unmaps++;
+		iovaq_unlock(&d->lock);
+		iovaq_cache_free(d->cache, iova, pages);
+		return 0;
+	}
+	iovaq_lock(&d->lock);
+	d->st.unmaps++;
+	iovaq_unlock(&d->lock);
+	enqueue(d, &q);
+	if (d->flusher == IOVAQ_FLUSHER_INLINE || !d->thr_running)
+		maybe_flush_age(d);
+	return 0;
+}
+
+int iovaq_domain_sync(struct iovaq_domain *d)
+{
+	if (!d)
+		return -EINVAL;
+	return flush_queue(d, FR_SYNC);
+}
+
+int iovaq_domain_poll(struct iovaq_domain *d, uint64_t *cookies, size_t max)
+{
+	size_t k = 0;
+
+	if (!d || (!cookies && max))
+		return -EINVAL;
+	maybe_flush_age(d);
+	iovaq_lock(&d->lock);
+	while (k < max && d->done_n) {
+		cookies[k++] = d->done[d->done_head];
+		d->done_head = (d->done_head + 1) % d->done_cap;
+		d->done_n--;
+	}
+	iovaq_unlock(&d->lock);
+	return (int)k;
+}
+
+int iovaq_domain_get_stats(struct iovaq_domain *d, struct iovaq_domain_stats *st)
+{
+	size_t sz;
+	int err;
+
+	if (!d)
+		return -EINVAL;
+	err = iovaq_opts_check(st, offsetof(struct iovaq_domain_stats, maps) + sizeof(uint64_t),
+			       SIZE_MAX);
+	if (err)
+		return err;
+	sz = st->sz < sizeof(d->st) ? st->sz : sizeof(d->st);
+	iovaq_lock(&d->lock);
+	iovaq_memcpy(st, &d->st, sz);
+	iovaq_unlock(&d->lock);
+	st->sz = sz;
+	return 0;
+}
+
+int iovaq_domain_window(struct iovaq_domain *d, struct iovaq_window_report *rep)
+{
+	struct iovaq_window_report w;
+	size_t sz;
+	int err;
+
+	if (!d)
+		return -EINVAL;
+	err = iovaq_opts_check(rep, offsetof(struct iovaq_window_report, releases) +
+				    sizeof(uint64_t), SIZE_MAX);
+	if (err)
+		return err;
+	iovaq_lock(&d->lock);
+	w = d->win;
+	w.window_p50_ns = hist_quantile(d, 50, 100);
+	w.window_p99_ns = hist_quantile(d, 99, 100);
+	w.window_p999_ns = hist_quantile(d, 999, 1000);
+	iovaq_unlock(&d->lock);
+	w.max_window_ns = d->max_window;
+	w.max_reachable_pages = d->max_reach;
+	sz = rep->sz < sizeof(w) ? rep->sz : sizeof(w);
+	w.sz = sz;
+	iovaq_memcpy(rep, &w, sz);
+	return 0;
+}
+
+static const char *const policy_names[IOVAQ_POLICY_NR] = { "strict", "deferred",
+							   "safe-deferred", "passthrough" };
+
+int iovaq_domain_json(struct iovaq_domain *d, char *buf, size_t len)
+{
+	IOVAQ_OPTS(iovaq_domain_stats, s);
+	IOVAQ_OPTS(iovaq_window_report, w);
+	int n;
+
+	if (!d || (!buf && len))
+		return -EINVAL;
+	iovaq_domain_get_stats(d, &s);
+	iovaq_domain_window(d, &w);
+	n = iovaq_snprintf(buf, len,
+		"{\"policy\":\"%s\",\"backend\":\"%s\",\"stats\":{\"maps\":%llu,\"unmaps\":%llu,"
+		"\"map_errors\":%llu,\"unmap_errors\":%llu,\"mapped_pages\":%llu,"
+		"\"queued_pages\":%llu,\"queued_entries_max\":%llu,\"flushes\":%llu,"
+		"\"flush_errors\":%llu,\"last_flush_error\":%lld,\"inval_cmds\":%llu,"
+		"\"inval_domain_cmds\":%llu,\"inval_leaf_cmds\":%llu,\"invalidated_pages\":%llu,"
+		"\"flush_full\":%llu,\"flush_age\":%llu,\"flush_reachable\":%llu,"
+		"\"flush_sync\":%llu,\"flush_nospc\":%llu,\"flush_strict\":%llu,"
+		"\"completions\":%llu},\"window\":{\"releases\":%llu,\"released_pages\":%llu,"
+		"\"window_ns\":{\"p50\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu},"
+		"\"exposure_page_ns\":%llu,\"reachable_pages\":%llu,\"reachable_pages_max\":%llu,"
+		"\"unsafe_reuse\":%llu,\"violations\":%llu,\"max_window_ns\":%llu,"
+		"\"max_reachable_pages\":%llu}}",
+		policy_names[d->policy], iovaq_backend_name(d->be),
+		(unsigned long long)s.maps, (unsigned long long)s.unmaps,
+		(unsigned long long)s.map_errors, (unsigned long long)s.unmap_errors,
+		(unsigned long long)s.mapped_pages, (unsigned long long)s.queued_pages,
+		(unsigned long long)s.queued_entries_max, (unsigned long long)s.flushes,
+		(unsigned long long)s.flush_errors, (long long)s.last_flush_error,
+		(unsigned long long)s.inval_cmds, (unsigned long long)s.inval_domain_cmds,
+		(unsigned long long)s.inval_leaf_cmds, (unsigned long long)s.invalidated_pages,
+		(unsigned long long)s.flush_full, (unsigned long long)s.flush_age,
+		(unsigned long long)s.flush_reachable, (unsigned long long)s.flush_sync,
+		(unsigned long long)s.flush_nospc, (unsigned long long)s.flush_strict,
+		(unsigned long long)s.completions, (unsigned long long)w.releases,
+		(unsigned long long)w.released_pages, (unsigned long long)w.window_p50_ns,
+		(unsigned long long)w.window_p99_ns, (unsigned long long)w.window_p999_ns,
+		(unsigned long long)w.window_max_ns, (unsigned long long)w.exposure_page_ns,
+		(unsigned long long)w.reachable_pages, (unsigned long long)w.reachable_pages_max,
+		(unsigned long long)w.unsafe_reuse, (unsigned long long)w.violations,
+		(unsigned long long)w.max_window_ns, (unsigned long long)w.max_reachable_pages);
+	return n < 0 ? -EINVAL : n;
+}
+
+struct iovaq_cache *iovaq_domain_cache(const struct iovaq_domain *d)
+{
+	return d->cache;
+}
+
+/* ---- invariant check ---------------------------------------------------------------------- */
+
+struct owned {
+	iovaq_iova_t iova;
+	uint64_t n;	/* granules the space holds for it */
+};
+
+struct owned_list {
+	struct owned *v;
+	uint64_t k, cap;
+};
+
+static int cmp_owned(const void *a, const void *b)
+{
+	const struct owned *x = a, *y = b;
+
+	return x->iova < y->iova ? -1 : x->iova > y->iova;
+}
+
+static int add_owned(void *arg, iovaq_iova_t iova, uint64_t n)
+{
+	struct owned_list *l = arg;
+
+	if (l->k == l->cap)
+		return -EUCLEAN;
+	l->v[l->k++] = (struct owned){ iova, n };
+	return 0;
+}
+
+static int count_walk(void *arg, iovaq_iova_t iova, uint64_t n)
+{
+	(void)iova;
+	(void)n;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int count_cached(void *arg, iovaq_iova_t iova, uint64_t n)
+{
+	return count_walk(arg, iova, n);
+}
+
+int iovaq_domain_check(struct iovaq_domain *d)
+{
+	struct owned_list l = { 0 };
+	uint64_t allocs = 0, cached = 0, i, mapped = 0, queued = 0;
+	int err;
+
+	if (!d)
+		return -EINVAL;
+	err = iovaq_cache_check(d->cache);
+	if (err)
+		return err;
+	iovaq_lock(&d->flush_lock);
+	iovaq_lock(&d->lock);
+	iovaq__cache_for_each_cached(d->cache, count_cached, &cached);
+	l.cap = cached + d->n + (d->policy == IOVAQ_POLICY_PASSTHROUGH ? 0 : d->maps.n);
+	l.v = l.cap ? iovaq_hooks_alloc(d->hooks, l.cap * sizeof(*l.v), 8) : NULL;
+	if (l.cap && !l.v) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* Every granule the space holds is CACHED, ALLOCATED (a mapping) or QUEUED: once. */
+	err = iovaq__cache_for_each_cached(d->cache, add_owned, &l);
+	for (i = 0; !err && d->policy != IOVAQ_POLICY_PASSTHROUGH && i <= d->maps.mask &&
+		    d->maps.e; i++) {
+		const struct iovaq_imap_ent *e = &d->maps.e[i];
+
+		if (!e->key)
+			continue;
+		mapped += e->val & ((1ull << PROT_SHIFT) - 1);
+		err = add_owned(&l, e->key,
+				iovaq__cache_round(d->cache, e->val & ((1ull << PROT_SHIFT) - 1)));
+	}
+	for (i = 0; !err && i < d->n; i++) {
+		const struct qent *q = &d->ring[(d->head + i) % d->cap];
+
+		queued += q->pages;
+		err = add_owned(&l, q->iova, iovaq__cache_round(d->cache, q->pages));
+	}
+	if (err)
+		goto out;
+	if (d->policy == IOVAQ_POLICY_PASSTHROUGH) {
+		for (i = 0; d->maps.e && i <= d->maps.mask; i++)
+			if (d->maps.e[i].key)
+				mapped += d->maps.e[i].val & ((1ull << PROT_SHIFT) - 1);
+	}
+	if (mapped != d->st.mapped_pages || queued != d->st.queued_pages) {
+		err = -EUCLEAN;
+		goto out;
+	}
+	iovaq_sort(l.v, l.k, sizeof(*l.v), cmp_owned);
+	iovaq__space_lock(d->sp);
+	for (i = 0; i < l.k && !err; i++)
+		if (iovaq__space_lookup_locked(d->sp, l.v[i].iova) != l.v[i].n ||
+		    (i && l.v[i].iova == l.v[i - 1].iova))
+			err = -EUCLEAN;
+	iovaq__space_unlock(d->sp);
+	if (!err) {
+		iovaq_space_walk(d->sp, count_walk, &allocs);
+		if (allocs != l.k)
+			err = -EUCLEAN;	/* an allocation in no state: leaked */
+	}
+out:
+	iovaq_unlock(&d->lock);
+	iovaq_unlock(&d->flush_lock);
+	if (l.v)
+		iovaq_hooks_free(d->hooks, l.v, l.cap * sizeof(*l.v));
+	return err;
+}
+
+/* ---- create and destroy ------------------------------------------------------------------- */
+
+static void domain_free(struct iovaq_domain *d)
+{
+	iovaq__imap_fini(&d->maps);
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, d->ring, d->cap * sizeof(*d->ring));
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, d->done, d->done_cap * sizeof(*d->done));
+	iovaq_cache_destroy(d->cache);
+	iovaq_space_destroy(d->sp);
+	iovaq_cond_destroy(&d->cv);
+	iovaq_lock_destroy(&d->lock);
+	iovaq_lock_destroy(&d->flush_lock);
+	iovaq_hooks_free(d->hooks, d, sizeof(*d));
+}
+
+int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain **out)
+{
+	const struct iovaq_alloc_hooks *hooks = iovaq_default_alloc_hooks();
+	struct iovaq_domain *d;
+	uint32_t ring;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	err = iovaq_opts_check(o, offsetof(struct iovaq_domain_opts, backend) +
+				  sizeof(o->backend), sizeof(*o));
+	if (err)
+		return err;
+	if (!o->backend || IOVAQ_OPTS_GET(o, policy, 0) >= IOVAQ_POLICY_NR ||
+	    IOVAQ_OPTS_GET(o, flusher, 0) > IOVAQ_FLUSHER_THREAD ||
+	    IOVAQ_OPTS_GET(o, reserved0, 0) ||
+	    (IOVAQ_OPTS_GET(o, n_reserved, 0) && !IOVAQ_OPTS_GET(o, reserved, NULL)) ||
+	    IOVAQ_OPTS_GET(o, ring_entries, 0) > (1u << 24))
+		return -EINVAL;
+	d = iovaq_hooks_alloc(hooks, sizeof(*d), IOVAQ_CACHELINE);
+	if (!d)
+		return -ENOMEM;
+	iovaq_memset(d, 0, sizeof(*d));
+	d->hooks = hooks;
+	d->be = o->backend;
+	d->caps.sz = sizeof(d->caps);
+	iovaq_backend_get_caps(d->be, &d->caps);
+	d->policy = IOVAQ_OPTS_GET(o, policy, 0);
+	d->flusher = IOVAQ_OPTS_GET(o, flusher, 0);
+	d->max_window = IOVAQ_OPTS_GET(o, max_window_ns, 0) ?: IOVAQ_DOMAIN_DEFAULT_MAX_WINDOW_NS;
+	d->max_reach = IOVAQ_OPTS_GET(o, max_reachable_pages, 0) ?:
+		       IOVAQ_DOMAIN_DEFAULT_MAX_REACHABLE;
+	d->threshold = IOVAQ_OPTS_GET(o, domain_threshold, 0) ?:
+		       IOVAQ_DOMAIN_DEFAULT_DOMAIN_THRESHOLD;
+	d->complete = IOVAQ_OPTS_GET(o, complete, NULL);
+	d->complete_arg = IOVAQ_OPTS_GET(o, complete_arg, NULL);
+	d->granule = d->caps.granule;
+	d->shift = iovaq_ilog2(d->granule);
+	d->needs_flush = !(d->caps.flags & IOVAQ_CAP_UNMAP_INVALIDATES);
+	ring = IOVAQ_OPTS_GET(o, ring_entries, 0);
+	if (!ring)
+		ring = (d->caps.flags & IOVAQ_CAP_CACHING_MODE) ? 32768 : 4096;
+	d->cap = ring;
+	iovaq_lock_init(&d->lock);
+	iovaq_lock_init(&d->flush_lock);
+	iovaq_cond_init(&d->cv);
+	iovaq__imap_init(&d->maps, hooks, &d->metadata_bytes);
+	d->win.max_window_ns = d->max_window;
+	d->win.max_reachable_pages = d->max_reach;
+	d->st.sz = sizeof(d->st);
+	d->win.sz = sizeof(d->win);
+
+	{
+		IOVAQ_OPTS(iovaq_space_opts, so, .granule = d->granule,
+			   .apertures = d->caps.apertures, .n_apertures = d->caps.n_apertures,
+			   .reserved = IOVAQ_OPTS_GET(o, reserved, NULL),
+			   .n_reserved = IOVAQ_OPTS_GET(o, n_reserved, 0), .hooks = hooks);
+
+		err = iovaq_space_create(&so, &d->sp);
+	}
+	if (!err)
+		err = iovaq_cache_create(d->sp, IOVAQ_OPTS_GET(o, cache, NULL), &d->cache);
+	if (!err) {
+		d->ring = iovaq__meta_alloc(hooks, &d->metadata_bytes, d->cap * sizeof(*d->ring));
+		if (!d->ring)
+			err = -ENOMEM;
+	}
+	if (!err && d->flusher == IOVAQ_FLUSHER_THREAD &&
+	    d->policy != IOVAQ_POLICY_STRICT && d->policy != IOVAQ_POLICY_PASSTHROUGH) {
+		err = iovaq_thread_start(&d->thr, flusher_main, d);
+		if (err)
+			err = -EAGAIN;
+		else
+			d->thr_running = 1;
+	}
+	if (err) {
+		domain_free(d);
+		return err;
+	}
+	*out = d;
+	return 0;
+}
+
+void iovaq_domain_destroy(struct iovaq_domain *d)
+{
+	uint64_t i;
+
+	if (!d)
+		return;
+	if (d->thr_running) {
+		iovaq_lock(&d->lock);
+		d->stop = 1;
+		iovaq_cond_signal(&d->cv);
+		iovaq_unlock(&d->lock);
+		iovaq_thread_join(d->thr);
+		d->thr_running = 0;
+	}
+	flush_queue(d, FR_SYNC);
+	/* Mappings the caller left: unmap them from the backend and invalidate once. */
+	if (d->policy != IOVAQ_POLICY_PASSTHROUGH && d->maps.e) {
+		int any = 0;
+
+		for (i = 0; i <= d->maps.mask; i++) {
+			const struct iovaq_imap_ent *e = &d->maps.e[i];
+
+			if (e->key && iovaq_backend_unmap(d->be, e->key,
+							  (e->val & ((1ull << PROT_SHIFT) - 1))
+								  << d->shift) >= 0)
+				any = 1;
+		}
+		if (any && d->needs_flush &&
+		    (d->caps.inval_kinds & (1u << IOVAQ_INVAL_DOMAIN))) {
+			struct iovaq_inval all = { .kind = IOVAQ_INVAL_DOMAIN };
+
+			iovaq_backend_flush(d->be, &all, 1);
+		}
+	}
+	domain_free(d);
+}
