@@ -93,6 +93,8 @@ typedef void (*iovaq_complete_fn)(void *arg, uint64_t cookie);
  * @complete: safe-deferred completion callback, or NULL: then completed cookies wait for
  *	iovaq_domain_poll().
  * @complete_arg: passed to @complete.
+ * @hooks: metadata allocator for the domain, its space and its cache; NULL means
+ *	iovaq_default_alloc_hooks().
  */
 struct iovaq_domain_opts {
 	size_t sz;
@@ -109,6 +111,7 @@ struct iovaq_domain_opts {
 	const struct iovaq_cache_opts *cache;
 	iovaq_complete_fn complete;
 	void *complete_arg;
+	const struct iovaq_alloc_hooks *hooks;
 };
 
 /**

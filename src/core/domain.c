@@ -949,7 +949,7 @@ static void domain_free(struct iovaq_domain *d)
 
 int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain **out)
 {
-	const struct iovaq_alloc_hooks *hooks = iovaq_default_alloc_hooks();
+	const struct iovaq_alloc_hooks *hooks;
 	struct iovaq_domain *d;
 	uint32_t ring;
 	int err;
@@ -965,6 +965,9 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 	    IOVAQ_OPTS_GET(o, reserved0, 0) ||
 	    (IOVAQ_OPTS_GET(o, n_reserved, 0) && !IOVAQ_OPTS_GET(o, reserved, NULL)) ||
 	    IOVAQ_OPTS_GET(o, ring_entries, 0) > (1u << 24))
+		return -EINVAL;
+	hooks = IOVAQ_OPTS_GET(o, hooks, NULL) ?: iovaq_default_alloc_hooks();
+	if (!hooks->alloc || !hooks->free)
 		return -EINVAL;
 	d = iovaq_hooks_alloc(hooks, sizeof(*d), IOVAQ_CACHELINE);
 	if (!d)
