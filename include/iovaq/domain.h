@@ -337,6 +337,85 @@ IOVAQ_API struct iovaq_cache *iovaq_domain_cache(const struct iovaq_domain *dom)
  */
 IOVAQ_API int iovaq_domain_check(struct iovaq_domain *dom);
 
+/*
+ * Arenas (F&S, SOSP'24; the kernel's newer dma_iova_* two-step API): one contiguous,
+ * naturally aligned IOVA chunk reserved once (per descriptor or per ring), whose pages are
+ * linked to host buffers in order and unlinked together, and invalidated with one command.
+ * Contiguity keeps the device's paging-structure caches warm; one command per chunk replaces
+ * one per page. The domain's policy applies to arena syncs as to unmaps: strict invalidates in
+ * iovaq_arena_sync(); deferred and safe-deferred queue one entry for the chunk (its cookie
+ * comes back at t_safe under safe-deferred). Pages unlinked but not yet safe cannot be linked
+ * again (-EBUSY) until that entry's flush completes.
+ */
+struct iovaq_arena;
+
+/**
+ * iovaq_arena_reserve() - reserve a contiguous chunk of IOVAs.
+ * @dom: the domain (not passthrough).
+ * @pages: granules; rounded up to a power of two, the chunk aligned to its size.
+ * @limit: highest IOVA (inclusive) the chunk may touch.
+ * @out: receives the arena.
+ *
+ * Context: thread-safe. An arena itself is not: one thread uses it at a time.
+ * Return: 0; -EINVAL (bad arguments, passthrough); -ENOSPC; -ENOMEM.
+ */
+IOVAQ_API int iovaq_arena_reserve(struct iovaq_domain *dom, uint64_t pages, iovaq_iova_t limit,
+				  struct iovaq_arena **out);
+
+/**
+ * iovaq_arena_base() - the first IOVA of an arena's chunk.
+ * @a: the arena (not NULL).
+ * Return: the IOVA of page 0; page i is at base + i * granule.
+ */
+IOVAQ_API iovaq_iova_t iovaq_arena_base(const struct iovaq_arena *a);
+
+/**
+ * iovaq_arena_link() - map a host buffer at pages [@idx, @idx + len / granule) of the arena.
+ * @a: the arena.
+ * @idx: first page.
+ * @buf: host buffer, granule-aligned.
+ * @len: bytes, a non-zero multiple of the granule, inside the chunk.
+ * @prot: IOVAQ_PROT_READ and/or IOVAQ_PROT_WRITE.
+ * @iova: receives base + idx * granule (may be NULL).
+ *
+ * Return: 0; -EINVAL; -EBUSY if a page is linked or not yet safe since its unlink; or the
+ * backend's error (nothing linked).
+ */
+IOVAQ_API int iovaq_arena_link(struct iovaq_arena *a, uint64_t idx, void *buf, size_t len,
+			       unsigned int prot, iovaq_iova_t *iova);
+
+/**
+ * iovaq_arena_unlink() - unmap pages [@idx, @idx + len / granule), without invalidating.
+ * @a: the arena.
+ * @idx: first page.
+ * @len: bytes; every page in the range must be linked, by whole earlier links.
+ *
+ * The pages stay reachable until the next iovaq_arena_sync() of the arena is safe.
+ * Return: 0; -EINVAL; or the backend's error (nothing unlinked).
+ */
+IOVAQ_API int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len);
+
+/**
+ * iovaq_arena_sync() - invalidate everything unlinked since the last sync, with one command.
+ * @a: the arena.
+ * @cookie: handed back at t_safe under safe-deferred.
+ *
+ * Strict: returns after t_safe. Deferred and safe-deferred: queues one entry and returns.
+ * Nothing unlinked: returns 0 and does nothing (no cookie).
+ * Return: 0; or (strict) the flush error, the pages then stay unreachable-pending and the next
+ * iovaq_domain_sync() retries.
+ */
+IOVAQ_API int iovaq_arena_sync(struct iovaq_arena *a, uint64_t cookie);
+
+/**
+ * iovaq_arena_release() - unlink what is linked, sync, and give the chunk back.
+ * @a: the arena, or NULL.
+ *
+ * The chunk returns to the cache once its last invalidation is safe (at once under strict).
+ * Context: no other call on @a concurrently or afterwards.
+ */
+IOVAQ_API void iovaq_arena_release(struct iovaq_arena *a);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,14 +23,44 @@
 #include "cache_priv.h"
 #include "imap.h"
 
+struct iovaq_arena;
+
 struct qent {
 	iovaq_iova_t iova;
-	uint64_t pages;		/* granules mapped (the cache rounds on its own) */
+	uint64_t pages;		/* granules to invalidate (the cache rounds on its own) */
+	uint64_t acct;		/* granules released (the window's pages): @pages but for arenas */
 	uint64_t gen;		/* flush generation at enqueue */
 	uint64_t t_release;
 	uint64_t cookie;
+	struct iovaq_arena *arena;	/* an arena sync: its chunk, not a cached IOVA */
+	uint64_t seq;		/* the arena's sync sequence number */
 	uint8_t notify;		/* safe-deferred: hand the cookie back */
 	uint8_t freed_tables;	/* the unmap freed table pages: no leaf-only command */
+	uint8_t release;	/* the arena's last entry: free it once safe */
+	uint8_t accounted;	/* its release was already counted (reachable, unsafe reuse) */
+};
+
+/* Per-page state of an arena. */
+enum { AP_FREE = 0, AP_LINKED, AP_UNLINKED, AP_QUEUED };
+
+/*
+ * struct iovaq_arena - a reserved chunk. Its owner thread changes everything but @safe_seq and
+ * @pending, which flushes update under the domain lock.
+ */
+struct iovaq_arena {
+	struct iovaq_domain *d;
+	iovaq_iova_t base;
+	uint64_t pages;			/* chunk size, a power of two */
+	uint8_t *st;			/* AP_* per page */
+	uint32_t *link;			/* at the first page of a link: its pages; else 0 */
+	uint64_t *qseq;			/* AP_QUEUED pages: the sync that covers them */
+	uint64_t linked, unlinked;	/* pages in those states */
+	uint64_t seq;			/* syncs issued */
+	uint64_t safe_seq;		/* syncs safe (domain lock) */
+	uint64_t pending;		/* entries in the queue (domain lock) */
+	uint64_t t_unlink;		/* first unlink since the last sync */
+	int freed_tables;
+	struct iovaq_arena *next, *prev;	/* the domain's list (domain lock) */
 };
 
 /*
@@ -61,6 +91,7 @@ struct iovaq_domain {
 	iovaq_lock_t flush_lock;
 	iovaq_lock_t lock;
 	struct iovaq_imap maps;		/* iova -> (granules | prot << 56, host buffer) */
+	struct iovaq_arena *arenas;	/* reserved arenas */
 	struct qent *ring;
 	uint32_t cap, head, n;
 	uint64_t gen_start, gen_finish;
@@ -320,6 +351,8 @@ static int done_push(struct iovaq_domain *d, uint64_t cookie)
 
 enum flush_reason { FR_FULL, FR_AGE, FR_REACH, FR_SYNC, FR_NOSPC };
 
+static void arena_free(struct iovaq_arena *a);
+
 static uint64_t *reason_counter(struct iovaq_domain *d, enum flush_reason why)
 {
 	switch (why) {
@@ -384,9 +417,13 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 	for (i = 0; i < n; i++) {
 		const struct qent *e = &d->ring[(head + i) % d->cap];
 
-		account_safe(d, e->pages, e->t_release, t_safe);
-		d->st.invalidated_pages += e->pages;
-		d->st.queued_pages -= e->pages;
+		account_safe(d, e->acct, e->t_release, t_safe);
+		d->st.invalidated_pages += e->acct;
+		d->st.queued_pages -= e->acct;
+		if (e->arena) {
+			IOVAQ_WRITE_ONCE(e->arena->safe_seq, e->seq);
+			e->arena->pending--;
+		}
 		if (e->notify) {
 			if (cookies)
 				cookies[nc++] = e->cookie;
@@ -404,7 +441,10 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 	for (i = 0; i < n; i++) {
 		const struct qent *e = &d->ring[(head + i) % d->cap];
 
-		iovaq_cache_free(d->cache, e->iova, e->pages);
+		if (!e->arena)
+			iovaq_cache_free(d->cache, e->iova, e->pages);
+		else if (e->release)
+			arena_free(e->arena);
 	}
 	iovaq_lock(&d->lock);
 	d->head = (d->head + n) % d->cap;
@@ -518,7 +558,7 @@ static void enqueue(struct iovaq_domain *d, const struct qent *e)
 	for (;;) {
 		iovaq_lock(&d->lock);
 		if (d->n < d->cap) {
-			if (!d->n || tried_reach || d->win.reachable_pages + e->pages <= d->max_reach)
+			if (!d->n || tried_reach || d->win.reachable_pages + e->acct <= d->max_reach)
 				break;
 			iovaq_unlock(&d->lock);
 			tried_reach = 1;
@@ -535,10 +575,14 @@ static void enqueue(struct iovaq_domain *d, const struct qent *e)
 	d->n++;
 	if (d->n > d->st.queued_entries_max)
 		d->st.queued_entries_max = d->n;
-	d->st.queued_pages += e->pages;
-	account_release(d, e->pages);
-	if (d->policy == IOVAQ_POLICY_DEFERRED)
-		d->win.unsafe_reuse++;
+	d->st.queued_pages += e->acct;
+	if (!e->accounted) {
+		account_release(d, e->acct);
+		if (d->policy == IOVAQ_POLICY_DEFERRED)
+			d->win.unsafe_reuse++;
+	}
+	if (e->arena)
+		e->arena->pending++;
 	if (was_empty && d->thr_running)
 		iovaq_cond_signal(&d->cv);
 	iovaq_unlock(&d->lock);
@@ -659,7 +703,8 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 		iovaq_unlock(&d->lock);
 		return ret;
 	}
-	q = (struct qent){ .iova = iova, .pages = pages, .t_release = t_release, .cookie = cookie,
+	q = (struct qent){ .iova = iova, .pages = pages, .acct = pages, .t_release = t_release,
+			   .cookie = cookie,
 			   .notify = d->policy == IOVAQ_POLICY_SAFE_DEFERRED,
 			   .freed_tables = ret == IOVAQ_UNMAP_FREED_TABLES };
 	if (d->policy == IOVAQ_POLICY_STRICT) {
@@ -672,8 +717,8 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 		err = invalidate(d, &r, 1);
 		if (err) {
 			/* Unreachable not yet guaranteed: QUEUED, retried by the next sync. */
+			q.accounted = 1;
 			iovaq_lock(&d->lock);
-			d->win.reachable_pages -= pages;	/* enqueue counts it again */
 			d->st.flush_errors++;
 			d->st.last_flush_error = err;
 			d->st.unmaps++;
@@ -821,6 +866,256 @@ struct iovaq_cache *iovaq_domain_cache(const struct iovaq_domain *d)
 	return d->cache;
 }
 
+/* ---- arenas ------------------------------------------------------------------------------ */
+
+/* Free an arena whose last entry is safe: the chunk goes back to the cache. */
+static void arena_free(struct iovaq_arena *a)
+{
+	struct iovaq_domain *d = a->d;
+
+	iovaq_lock(&d->lock);
+	if (a->prev)
+		a->prev->next = a->next;
+	else
+		d->arenas = a->next;
+	if (a->next)
+		a->next->prev = a->prev;
+	iovaq_unlock(&d->lock);
+	iovaq_cache_free(d->cache, a->base, a->pages);
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, a->st, a->pages * sizeof(*a->st));
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, a->link, a->pages * sizeof(*a->link));
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, a->qseq, a->pages * sizeof(*a->qseq));
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, a, sizeof(*a));
+}
+
+int iovaq_arena_reserve(struct iovaq_domain *d, uint64_t pages, iovaq_iova_t limit,
+			struct iovaq_arena **out)
+{
+	struct iovaq_arena *a;
+	int err;
+
+	if (!d || !out || !pages || pages > (1ull << 32) || d->policy == IOVAQ_POLICY_PASSTHROUGH)
+		return -EINVAL;
+	pages = 1ull << iovaq_order_ceil(pages);
+	a = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	iovaq_memset(a, 0, sizeof(*a));
+	a->d = d;
+	a->pages = pages;
+	a->st = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, pages * sizeof(*a->st));
+	a->link = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, pages * sizeof(*a->link));
+	a->qseq = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, pages * sizeof(*a->qseq));
+	err = a->st && a->link && a->qseq ? 0 : -ENOMEM;
+	if (!err) {
+		iovaq_memset(a->st, 0, pages * sizeof(*a->st));
+		iovaq_memset(a->link, 0, pages * sizeof(*a->link));
+		/* A power of two is aligned to its size: one command covers the chunk exactly. */
+		err = iovaq_cache_alloc(d->cache, pages, limit, &a->base);
+		if (err == -ENOSPC && d->n) {
+			flush_queue(d, FR_NOSPC);
+			err = iovaq_cache_alloc(d->cache, pages, limit, &a->base);
+		}
+	}
+	if (err) {
+		iovaq__meta_free(d->hooks, &d->metadata_bytes, a->st, pages * sizeof(*a->st));
+		iovaq__meta_free(d->hooks, &d->metadata_bytes, a->link, pages * sizeof(*a->link));
+		iovaq__meta_free(d->hooks, &d->metadata_bytes, a->qseq, pages * sizeof(*a->qseq));
+		iovaq__meta_free(d->hooks, &d->metadata_bytes, a, sizeof(*a));
+		return err;
+	}
+	iovaq_lock(&d->lock);
+	a->next = d->arenas;
+	if (d->arenas)
+		d->arenas->prev = a;
+	d->arenas = a;
+	iovaq_unlock(&d->lock);
+	*out = a;
+	return 0;
+}
+
+iovaq_iova_t iovaq_arena_base(const struct iovaq_arena *a)
+{
+	return a->base;
+}
+
+/* Is page @i free to link: never linked, or unlinked and its sync already safe? */
+static int arena_page_free(const struct iovaq_arena *a, uint64_t i)
+{
+	return a->st[i] == AP_FREE ||
+	       (a->st[i] == AP_QUEUED && a->qseq[i] <= IOVAQ_READ_ONCE(a->safe_seq));
+}
+
+int iovaq_arena_link(struct iovaq_arena *a, uint64_t idx, void *buf, size_t len,
+		     unsigned int prot, iovaq_iova_t *iova)
+{
+	struct iovaq_domain *d;
+	uint64_t n, i;
+	int err;
+
+	if (!a || !buf || !len)
+		return -EINVAL;
+	d = a->d;
+	n = len >> d->shift;
+	if ((len & (d->granule - 1)) || ((uintptr_t)buf & (d->granule - 1)) || idx >= a->pages ||
+	    n > a->pages - idx || n > UINT32_MAX)
+		return -EINVAL;
+	iovaq_lock(&d->lock);	/* pairs with flushes updating safe_seq */
+	for (i = idx; i < idx + n; i++)
+		if (!arena_page_free(a, i))
+			break;
+	iovaq_unlock(&d->lock);
+	if (i < idx + n)
+		return -EBUSY;
+	err = iovaq_backend_map(d->be, a->base + (idx << d->shift), buf, len, prot);
+	if (err)
+		return err;
+	for (i = idx; i < idx + n; i++) {
+		a->st[i] = AP_LINKED;
+		a->link[i] = 0;
+	}
+	a->link[idx] = (uint32_t)n;
+	a->linked += n;
+	iovaq_lock(&d->lock);
+	d->st.maps++;
+	d->st.mapped_pages += n;
+	iovaq_unlock(&d->lock);
+	if (iova)
+		*iova = a->base + (idx << d->shift);
+	return 0;
+}
+
+int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len)
+{
+	struct iovaq_domain *d;
+	uint64_t n, i;
+	int ret;
+
+	if (!a || !len)
+		return -EINVAL;
+	d = a->d;
+	n = len >> d->shift;
+	if ((len & (d->granule - 1)) || idx >= a->pages || n > a->pages - idx)
+		return -EINVAL;
+	/* Whole earlier links only, as a backend demands of unmaps. */
+	for (i = idx; i < idx + n; i += a->link[i])
+		if (a->st[i] != AP_LINKED || !a->link[i] || a->link[i] > idx + n - i)
+			return -EINVAL;
+	ret = iovaq_backend_unmap(d->be, a->base + (idx << d->shift), len);
+	if (ret < 0)
+		return ret;
+	if (!a->unlinked)
+		a->t_unlink = iovaq_now_ns();
+	for (i = idx; i < idx + n; i++) {
+		a->st[i] = AP_UNLINKED;
+		a->link[i] = 0;
+	}
+	a->linked -= n;
+	a->unlinked += n;
+	a->freed_tables |= ret == IOVAQ_UNMAP_FREED_TABLES;
+	iovaq_lock(&d->lock);
+	d->st.unmaps++;
+	d->st.mapped_pages -= n;
+	account_release(d, n);
+	if (d->policy == IOVAQ_POLICY_DEFERRED)
+		d->win.unsafe_reuse++;
+	iovaq_unlock(&d->lock);
+	return 0;
+}
+
+/* Queue or execute the invalidation of the chunk for the pages unlinked so far. */
+static int arena_sync(struct iovaq_arena *a, uint64_t cookie, int release)
+{
+	struct iovaq_domain *d = a->d;
+	struct qent q;
+	uint64_t i, n = a->unlinked;
+	int err;
+
+	a->seq++;
+	for (i = 0; i < a->pages; i++) {
+		if (a->st[i] == AP_UNLINKED) {
+			a->st[i] = AP_QUEUED;
+			a->qseq[i] = a->seq;
+		}
+	}
+	q = (struct qent){ .iova = a->base, .pages = a->pages, .acct = n,
+			   .t_release = a->t_unlink, .cookie = cookie, .arena = a, .seq = a->seq,
+			   .notify = d->policy == IOVAQ_POLICY_SAFE_DEFERRED && !release,
+			   .freed_tables = (uint8_t)a->freed_tables, .release = (uint8_t)release,
+			   .accounted = 1 };	/* counted at unlink */
+	a->unlinked = 0;
+	a->freed_tables = 0;
+	if (d->policy == IOVAQ_POLICY_STRICT) {
+		struct prange r = { a->base >> d->shift, (a->base >> d->shift) + a->pages,
+				    q.freed_tables };
+
+		err = invalidate(d, &r, 1);
+		if (!err) {
+			iovaq_lock(&d->lock);
+			account_safe(d, n, q.t_release, iovaq_now_ns());
+			d->st.invalidated_pages += n;
+			d->st.flushes++;
+			d->st.flush_strict++;
+			IOVAQ_WRITE_ONCE(a->safe_seq, a->seq);
+			iovaq_unlock(&d->lock);
+			if (release)
+				arena_free(a);
+			return 0;
+		}
+		/* Not safe: queue it like a deferred one; the next sync retries. */
+		iovaq_lock(&d->lock);
+		d->st.flush_errors++;
+		d->st.last_flush_error = err;
+		iovaq_unlock(&d->lock);
+		enqueue(d, &q);
+		return err;
+	}
+	enqueue(d, &q);
+	if (d->flusher == IOVAQ_FLUSHER_INLINE || !d->thr_running)
+		maybe_flush_age(d);
+	return 0;
+}
+
+int iovaq_arena_sync(struct iovaq_arena *a, uint64_t cookie)
+{
+	if (!a)
+		return -EINVAL;
+	if (!a->unlinked)
+		return 0;
+	return arena_sync(a, cookie, 0);
+}
+
+void iovaq_arena_release(struct iovaq_arena *a)
+{
+	struct iovaq_domain *d;
+	uint64_t i, pending;
+
+	if (!a)
+		return;
+	d = a->d;
+	for (i = 0; i < a->pages;) {
+		if (a->st[i] == AP_LINKED && a->link[i]) {
+			uint64_t n = a->link[i];
+
+			if (iovaq_arena_unlink(a, i, n << d->shift))
+				break;	/* the backend refused: leave the rest to destroy */
+			i += n;
+		} else {
+			i++;
+		}
+	}
+	iovaq_lock(&d->lock);
+	pending = a->pending;
+	iovaq_unlock(&d->lock);
+	if (!a->unlinked && !pending && !a->linked) {
+		arena_free(a);
+		return;
+	}
+	if (a->linked)
+		return;	/* could not unlink: destroy cleans up */
+	arena_sync(a, 0, 1);
+}
+
 /* ---- invariant check ---------------------------------------------------------------------- */
 
 struct owned {
@@ -867,6 +1162,7 @@ int iovaq_domain_check(struct iovaq_domain *d)
 {
 	struct owned_list l = { 0 };
 	uint64_t allocs = 0, cached = 0, i, mapped = 0, queued = 0;
+	struct iovaq_arena *a;
 	int err;
 
 	if (!d)
@@ -878,6 +1174,8 @@ int iovaq_domain_check(struct iovaq_domain *d)
 	iovaq_lock(&d->lock);
 	iovaq__cache_for_each_cached(d->cache, count_cached, &cached);
 	l.cap = cached + d->n + (d->policy == IOVAQ_POLICY_PASSTHROUGH ? 0 : d->maps.n);
+	for (a = d->arenas; a; a = a->next)
+		l.cap++;
 	l.v = l.cap ? iovaq_hooks_alloc(d->hooks, l.cap * sizeof(*l.v), 8) : NULL;
 	if (l.cap && !l.v) {
 		err = -ENOMEM;
@@ -898,8 +1196,13 @@ int iovaq_domain_check(struct iovaq_domain *d)
 	for (i = 0; !err && i < d->n; i++) {
 		const struct qent *q = &d->ring[(d->head + i) % d->cap];
 
-		queued += q->pages;
-		err = add_owned(&l, q->iova, iovaq__cache_round(d->cache, q->pages));
+		queued += q->acct;
+		if (!q->arena)	/* an arena's chunk is counted once, below */
+			err = add_owned(&l, q->iova, iovaq__cache_round(d->cache, q->pages));
+	}
+	for (a = d->arenas; a && !err; a = a->next) {
+		mapped += a->linked;
+		err = add_owned(&l, a->base, iovaq__cache_round(d->cache, a->pages));
 	}
 	if (err)
 		goto out;
@@ -1036,6 +1339,7 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 void iovaq_domain_destroy(struct iovaq_domain *d)
 {
 	uint64_t i;
+	int any = 0;
 
 	if (!d)
 		return;
@@ -1048,10 +1352,20 @@ void iovaq_domain_destroy(struct iovaq_domain *d)
 		d->thr_running = 0;
 	}
 	flush_queue(d, FR_SYNC);
+	/* Arenas the caller left: unlink their links (their chunks go with the space). */
+	while (d->arenas) {
+		struct iovaq_arena *a = d->arenas;
+
+		for (i = 0; i < a->pages; i++)
+			if (a->st[i] == AP_LINKED && a->link[i] &&
+			    iovaq_backend_unmap(d->be, a->base + (i << d->shift),
+						(uint64_t)a->link[i] << d->shift) >= 0)
+				any = 1;
+		any |= a->unlinked != 0;
+		arena_free(a);
+	}
 	/* Mappings the caller left: unmap them from the backend and invalidate once. */
 	if (d->policy != IOVAQ_POLICY_PASSTHROUGH && d->maps.e) {
-		int any = 0;
-
 		for (i = 0; i <= d->maps.mask; i++) {
 			const struct iovaq_imap_ent *e = &d->maps.e[i];
 
@@ -1060,12 +1374,11 @@ void iovaq_domain_destroy(struct iovaq_domain *d)
 								  << d->shift) >= 0)
 				any = 1;
 		}
-		if (any && d->needs_flush &&
-		    (d->caps.inval_kinds & (1u << IOVAQ_INVAL_DOMAIN))) {
-			struct iovaq_inval all = { .kind = IOVAQ_INVAL_DOMAIN };
+	}
+	if (any && d->needs_flush && (d->caps.inval_kinds & (1u << IOVAQ_INVAL_DOMAIN))) {
+		struct iovaq_inval all = { .kind = IOVAQ_INVAL_DOMAIN };
 
-			iovaq_backend_flush(d->be, &all, 1);
-		}
+		iovaq_backend_flush(d->be, &all, 1);
 	}
 	domain_free(d);
 }
