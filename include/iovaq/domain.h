@@ -95,6 +95,12 @@ typedef void (*iovaq_complete_fn)(void *arg, uint64_t cookie);
  * @complete_arg: passed to @complete.
  * @hooks: metadata allocator for the domain, its space and its cache; NULL means
  *	iovaq_default_alloc_hooks().
+ * @teardown_ns: optimistic teardown (vIOMMU, Amit et al., ATC'11), deferred policy only: an
+ *	unmapped buffer keeps its mapping for up to this long, and a map of the same buffer
+ *	(address, length, permissions) within that time reuses it with no map and no
+ *	invalidation. 0 (default) turns it off. Its window runs from the unmap until the
+ *	mapping is really invalidated, or until it is mapped again.
+ * @teardown_entries: at most this many buffers kept so (default 256 when @teardown_ns is set).
  */
 struct iovaq_domain_opts {
 	size_t sz;
@@ -112,6 +118,8 @@ struct iovaq_domain_opts {
 	iovaq_complete_fn complete;
 	void *complete_arg;
 	const struct iovaq_alloc_hooks *hooks;
+	uint64_t teardown_ns;
+	uint64_t teardown_entries;
 };
 
 /**
@@ -122,7 +130,8 @@ struct iovaq_domain_opts {
  * The IOVA space is the backend's apertures minus the reserved holes.
  *
  * Context: any thread; allocates; with IOVAQ_FLUSHER_THREAD starts a thread.
- * Return: 0; -EINVAL for a missing backend, bad policy, flusher or bounds; -E2BIG for
+ * Return: 0; -EINVAL for a missing backend, bad policy, flusher or bounds, or optimistic
+ * teardown with a policy other than deferred; -E2BIG for
  * unknown non-zero trailing bytes; -ENOMEM; -EAGAIN if the thread could not start.
  */
 IOVAQ_API int iovaq_domain_create(const struct iovaq_domain_opts *opts,
@@ -263,6 +272,8 @@ struct iovaq_window_report {
  * @flush_nospc: by an allocation failure.
  * @flush_strict: strict unmaps' own flushes.
  * @completions: safe-deferred cookies delivered (callback or poll).
+ * @teardown_hits: maps served by optimistic teardown (no map, no invalidation).
+ * @teardown_evictions: kept mappings really unmapped (age or count).
  */
 struct iovaq_domain_stats {
 	size_t sz;
@@ -287,6 +298,8 @@ struct iovaq_domain_stats {
 	uint64_t flush_nospc;
 	uint64_t flush_strict;
 	uint64_t completions;
+	uint64_t teardown_hits;
+	uint64_t teardown_evictions;
 };
 
 /**

@@ -40,6 +40,22 @@ struct qent {
 	uint8_t accounted;	/* its release was already counted (reachable, unsafe reuse) */
 };
 
+/*
+ * A mapping kept alive after its unmap by optimistic teardown: still mapped in the backend, its
+ * IOVA ALLOCATED, its release already counted.
+ */
+struct kept {
+	iovaq_iova_t iova;
+	void *buf;
+	uint64_t pages;
+	unsigned int prot;
+	uint64_t t_release;
+	struct kept *older, *newer;	/* age order (domain lock) */
+};
+
+/* The mapping table's value: granules | prot << PROT_SHIFT. */
+#define PROT_SHIFT 56
+
 /* Per-page state of an arena. */
 enum { AP_FREE = 0, AP_LINKED, AP_UNLINKED, AP_QUEUED };
 
@@ -92,6 +108,10 @@ struct iovaq_domain {
 	iovaq_lock_t lock;
 	struct iovaq_imap maps;		/* iova -> (granules | prot << 56, host buffer) */
 	struct iovaq_arena *arenas;	/* reserved arenas */
+	struct iovaq_imap kept_map;	/* host buffer -> struct kept (optimistic teardown) */
+	struct kept *kept_old, *kept_new;
+	uint64_t n_kept;
+	uint64_t teardown_ns, teardown_max;
 	struct qent *ring;
 	uint32_t cap, head, n;
 	uint64_t gen_start, gen_finish;
@@ -495,12 +515,28 @@ static void maybe_flush_age(struct iovaq_domain *d)
 		flush_queue(d, FR_AGE);
 }
 
+static void kept_evict_due(struct iovaq_domain *d, int all);
+
 static void *flusher_main(void *arg)
 {
 	struct iovaq_domain *d = arg;
 
 	iovaq_lock(&d->lock);
 	while (!d->stop) {
+		if (d->kept_old) {
+			uint64_t due = d->kept_old->t_release + d->teardown_ns;
+
+			if (iovaq_now_ns() >= due) {
+				iovaq_unlock(&d->lock);
+				kept_evict_due(d, 0);
+				iovaq_lock(&d->lock);
+				continue;
+			}
+			if (!d->n) {
+				iovaq_cond_wait_until(&d->cv, &d->lock, due);
+				continue;
+			}
+		}
 		if (!d->n) {
 			iovaq_cond_wait_until(&d->cv, &d->lock, 0);
 			continue;
@@ -588,9 +624,152 @@ static void enqueue(struct iovaq_domain *d, const struct qent *e)
 	iovaq_unlock(&d->lock);
 }
 
-/* ---- public API ---------------------------------------------------------------------------- */
+/* ---- optimistic teardown ----------------------------------------------------------------- */
 
-#define PROT_SHIFT 56
+static void kept_unlink(struct iovaq_domain *d, struct kept *k)
+{
+	if (k->older)
+		k->older->newer = k->newer;
+	else
+		d->kept_old = k->newer;
+	if (k->newer)
+		k->newer->older = k->older;
+	else
+		d->kept_new = k->older;
+	iovaq__imap_del(&d->kept_map, iovaq__imap_find(&d->kept_map, (uintptr_t)k->buf));
+	d->n_kept--;
+}
+
+static void kept_push(struct iovaq_domain *d, struct kept *k)
+{
+	k->newer = NULL;
+	k->older = d->kept_new;
+	if (d->kept_new)
+		d->kept_new->newer = k;
+	else
+		d->kept_old = k;
+	if (!k->older && d->thr_running)
+		iovaq_cond_signal(&d->cv);	/* the flusher times its eviction */
+	d->kept_new = k;
+	d->n_kept++;
+}
+
+/* Really unmap a kept mapping and queue its invalidation (its release is already counted). */
+static void kept_evict(struct iovaq_domain *d, struct kept *k)
+{
+	int ret = iovaq_backend_unmap(d->be, k->iova, k->pages << d->shift);
+	struct qent q;
+
+	if (ret < 0) {
+		/* The backend refused: keep it, a later eviction retries. */
+		iovaq_lock(&d->lock);
+		if (!iovaq__imap_add(&d->kept_map, (uintptr_t)k->buf, k->pages, k)) {
+			kept_push(d, k);
+			iovaq_unlock(&d->lock);
+			return;
+		}
+		iovaq_unlock(&d->lock);
+		return;	/* cannot track it any more: it stays mapped until destroy */
+	}
+	q = (struct qent){ .iova = k->iova, .pages = k->pages, .acct = k->pages,
+			   .t_release = k->t_release, .accounted = 1,
+			   .freed_tables = ret == IOVAQ_UNMAP_FREED_TABLES };
+	iovaq_lock(&d->lock);
+	d->st.teardown_evictions++;
+	iovaq_unlock(&d->lock);
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, k, sizeof(*k));
+	enqueue(d, &q);
+}
+
+/* Evict kept mappings that are too old, or beyond the count, or all of them (@all). */
+static void kept_evict_due(struct iovaq_domain *d, int all)
+{
+	uint64_t now;
+	struct kept *k;
+
+	if (!d->teardown_ns)
+		return;
+	now = iovaq_now_ns();
+	for (;;) {
+		iovaq_lock(&d->lock);
+		k = d->kept_old;
+		if (!k || (!all && d->n_kept <= d->teardown_max &&
+			   now - k->t_release < d->teardown_ns)) {
+			iovaq_unlock(&d->lock);
+			return;
+		}
+		kept_unlink(d, k);
+		iovaq_unlock(&d->lock);
+		kept_evict(d, k);
+	}
+}
+
+/* Unmap under optimistic teardown: keep the mapping. 0, or -ENOENT to take the normal path. */
+static int kept_keep(struct iovaq_domain *d, iovaq_iova_t iova, void *buf, uint64_t pages,
+		     unsigned int prot, uint64_t t_release)
+{
+	struct kept *k = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, sizeof(*k));
+
+	if (!k)
+		return -ENOENT;
+	*k = (struct kept){ .iova = iova, .buf = buf, .pages = pages, .prot = prot,
+			    .t_release = t_release };
+	iovaq_lock(&d->lock);
+	if (iovaq__imap_find(&d->kept_map, (uintptr_t)buf) ||
+	    iovaq__imap_add(&d->kept_map, (uintptr_t)buf, pages, k)) {
+		iovaq_unlock(&d->lock);
+		iovaq__meta_free(d->hooks, &d->metadata_bytes, k, sizeof(*k));
+		return -ENOENT;
+	}
+	kept_push(d, k);
+	account_release(d, pages);
+	d->win.unsafe_reuse++;
+	d->st.unmaps++;
+	iovaq_unlock(&d->lock);
+	kept_evict_due(d, 0);
+	return 0;
+}
+
+/*
+ * Map under optimistic teardown: the same buffer, length and permissions kept from an unmap
+ * come back with their IOVA, no map and no invalidation. 0 with *@iova set, or -ENOENT.
+ */
+static int kept_reuse(struct iovaq_domain *d, void *buf, uint64_t pages, unsigned int prot,
+		      iovaq_iova_t *iova)
+{
+	struct iovaq_imap_ent *e;
+	struct kept *k;
+	int err;
+
+	iovaq_lock(&d->lock);
+	e = iovaq__imap_find(&d->kept_map, (uintptr_t)buf);
+	k = e ? e->ptr : NULL;
+	if (!k || k->pages != pages || k->prot != prot) {
+		if (k)	/* a different mapping of the buffer is wanted: this one goes */
+			kept_unlink(d, k);
+		iovaq_unlock(&d->lock);
+		if (k)
+			kept_evict(d, k);
+		return -ENOENT;
+	}
+	err = iovaq__imap_add(&d->maps, k->iova, pages | (uint64_t)prot << PROT_SHIFT, buf);
+	if (err) {
+		iovaq_unlock(&d->lock);
+		return -ENOENT;
+	}
+	kept_unlink(d, k);
+	/* The release ends here: the device may use the buffer again by right. */
+	account_safe(d, pages, k->t_release, iovaq_now_ns());
+	d->st.maps++;
+	d->st.mapped_pages += pages;
+	d->st.teardown_hits++;
+	iovaq_unlock(&d->lock);
+	*iova = k->iova;
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, k, sizeof(*k));
+	return 0;
+}
+
+/* ---- public API ---------------------------------------------------------------------------- */
 
 int iovaq_domain_map(struct iovaq_domain *d, void *buf, size_t len, unsigned int prot,
 		     iovaq_iova_t limit, iovaq_iova_t *iova)
@@ -622,9 +801,15 @@ int iovaq_domain_map(struct iovaq_domain *d, void *buf, size_t len, unsigned int
 			*iova = v;
 		return err;
 	}
+	if (d->teardown_ns) {
+		kept_evict_due(d, 0);
+		if (!kept_reuse(d, buf, pages, prot, iova))
+			return 0;
+	}
 	err = iovaq_cache_alloc(d->cache, pages, limit, &v);
-	if (err == -ENOSPC && d->n) {
-		/* QUEUED ranges come back only through a flush. */
+	if (err == -ENOSPC && (d->n || d->n_kept)) {
+		/* QUEUED and kept ranges come back only through a flush. */
+		kept_evict_due(d, 1);
 		flush_queue(d, FR_NOSPC);
 		err = iovaq_cache_alloc(d->cache, pages, limit, &v);
 	}
@@ -693,6 +878,9 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 		iovaq_unlock(&d->lock);
 		return 0;
 	}
+	if (d->teardown_ns && !kept_keep(d, iova, buf, pages, (unsigned int)(val >> PROT_SHIFT),
+					 t_release))
+		return 0;
 	ret = iovaq_backend_unmap(d->be, iova, len);
 	if (ret < 0) {
 		/* Nothing changed: put the record back (removal never shrinks, so this fits). */
@@ -749,6 +937,7 @@ int iovaq_domain_sync(struct iovaq_domain *d)
 {
 	if (!d)
 		return -EINVAL;
+	kept_evict_due(d, 1);	/* everything released so far: kept mappings too */
 	return flush_queue(d, FR_SYNC);
 }
 
@@ -1163,6 +1352,7 @@ int iovaq_domain_check(struct iovaq_domain *d)
 	struct owned_list l = { 0 };
 	uint64_t allocs = 0, cached = 0, i, mapped = 0, queued = 0;
 	struct iovaq_arena *a;
+	struct kept *k;
 	int err;
 
 	if (!d)
@@ -1176,6 +1366,7 @@ int iovaq_domain_check(struct iovaq_domain *d)
 	l.cap = cached + d->n + (d->policy == IOVAQ_POLICY_PASSTHROUGH ? 0 : d->maps.n);
 	for (a = d->arenas; a; a = a->next)
 		l.cap++;
+	l.cap += d->n_kept;
 	l.v = l.cap ? iovaq_hooks_alloc(d->hooks, l.cap * sizeof(*l.v), 8) : NULL;
 	if (l.cap && !l.v) {
 		err = -ENOMEM;
@@ -1200,6 +1391,8 @@ int iovaq_domain_check(struct iovaq_domain *d)
 		if (!q->arena)	/* an arena's chunk is counted once, below */
 			err = add_owned(&l, q->iova, iovaq__cache_round(d->cache, q->pages));
 	}
+	for (k = d->kept_old; k && !err; k = k->newer)
+		err = add_owned(&l, k->iova, iovaq__cache_round(d->cache, k->pages));
 	for (a = d->arenas; a && !err; a = a->next) {
 		mapped += a->linked;
 		err = add_owned(&l, a->base, iovaq__cache_round(d->cache, a->pages));
@@ -1240,6 +1433,7 @@ out:
 static void domain_free(struct iovaq_domain *d)
 {
 	iovaq__imap_fini(&d->maps);
+	iovaq__imap_fini(&d->kept_map);
 	iovaq__meta_free(d->hooks, &d->metadata_bytes, d->ring, d->cap * sizeof(*d->ring));
 	iovaq__meta_free(d->hooks, &d->metadata_bytes, d->done, d->done_cap * sizeof(*d->done));
 	iovaq_cache_destroy(d->cache);
@@ -1267,7 +1461,9 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 	    IOVAQ_OPTS_GET(o, flusher, 0) > IOVAQ_FLUSHER_THREAD ||
 	    IOVAQ_OPTS_GET(o, reserved0, 0) ||
 	    (IOVAQ_OPTS_GET(o, n_reserved, 0) && !IOVAQ_OPTS_GET(o, reserved, NULL)) ||
-	    IOVAQ_OPTS_GET(o, ring_entries, 0) > (1u << 24))
+	    IOVAQ_OPTS_GET(o, ring_entries, 0) > (1u << 24) ||
+	    (IOVAQ_OPTS_GET(o, teardown_ns, 0) &&
+	     IOVAQ_OPTS_GET(o, policy, 0) != IOVAQ_POLICY_DEFERRED))
 		return -EINVAL;
 	hooks = IOVAQ_OPTS_GET(o, hooks, NULL) ?: iovaq_default_alloc_hooks();
 	if (!hooks->alloc || !hooks->free)
@@ -1292,6 +1488,8 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 	d->granule = d->caps.granule;
 	d->shift = iovaq_ilog2(d->granule);
 	d->needs_flush = !(d->caps.flags & IOVAQ_CAP_UNMAP_INVALIDATES);
+	d->teardown_ns = IOVAQ_OPTS_GET(o, teardown_ns, 0);
+	d->teardown_max = IOVAQ_OPTS_GET(o, teardown_entries, 0) ?: 256;
 	ring = IOVAQ_OPTS_GET(o, ring_entries, 0);
 	if (!ring)
 		ring = (d->caps.flags & IOVAQ_CAP_CACHING_MODE) ? 32768 : 4096;
@@ -1300,6 +1498,7 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 	iovaq_lock_init(&d->flush_lock);
 	iovaq_cond_init(&d->cv);
 	iovaq__imap_init(&d->maps, hooks, &d->metadata_bytes);
+	iovaq__imap_init(&d->kept_map, hooks, &d->metadata_bytes);
 	d->win.max_window_ns = d->max_window;
 	d->win.max_reachable_pages = d->max_reach;
 	d->st.sz = sizeof(d->st);
@@ -1351,6 +1550,7 @@ void iovaq_domain_destroy(struct iovaq_domain *d)
 		iovaq_thread_join(d->thr);
 		d->thr_running = 0;
 	}
+	kept_evict_due(d, 1);
 	flush_queue(d, FR_SYNC);
 	/* Arenas the caller left: unlink their links (their chunks go with the space). */
 	while (d->arenas) {
