@@ -1388,6 +1388,11 @@ int iovaq_domain_check(struct iovaq_domain *d)
 		const struct qent *q = &d->ring[(d->head + i) % d->cap];
 
 		queued += q->acct;
+		/* A completed flush released everything queued before it started. */
+		if (q->gen < d->gen_finish) {
+			err = -EUCLEAN;
+			break;
+		}
 		if (!q->arena)	/* an arena's chunk is counted once, below */
 			err = add_owned(&l, q->iova, iovaq__cache_round(d->cache, q->pages));
 	}
