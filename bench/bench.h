@@ -235,6 +235,10 @@ void bench_alloc_help(FILE *f);
 int bench_sim_main(int argc, char **argv);
 void bench_sim_help(FILE *f);
 
+/* bench/run.c: "iovaq-bench run ..." with argv[0] == "run". */
+int bench_run_main(int argc, char **argv);
+void bench_run_help(FILE *f);
+
 /* bench/alloc.c: the default suite, run by "iovaq-bench" without a command. */
 struct bench_suite_opts {
 	enum bench_format format;

@@ -24,6 +24,8 @@ static const struct bench_cmd commands[] = {
 	  bench_alloc_main, bench_alloc_help },
 	{ "sim", "IOVA locality vs IO page-walk cost on the simulated IOMMU (modelled)",
 	  bench_sim_main, bench_sim_help },
+	{ "run", "one invalidation policy on one DMA workload through a domain",
+	  bench_run_main, bench_run_help },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
