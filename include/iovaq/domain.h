@@ -414,7 +414,8 @@ IOVAQ_API int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len
  * @cookie: handed back at t_safe under safe-deferred.
  *
  * Strict: returns after t_safe. Deferred and safe-deferred: queues one entry and returns.
- * Nothing unlinked: returns 0 and does nothing (no cookie).
+ * Unlink may have synced already on its own, to keep the reachable-pages bound; the cookie
+ * then comes back once those syncs are safe (at once if they are).
  * Return: 0; or (strict) the flush error, the pages then stay unreachable-pending and the next
  * iovaq_domain_sync() retries.
  */

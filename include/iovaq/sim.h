@@ -99,7 +99,8 @@ enum {
  * @psc_entries: entries of each paging-structure cache, [0] for pointers to level-3 tables
  *	(cached level-4 entries), [1] to level-2, [2] to level-1 tables; 1 to
  *	IOVAQ_SIM_MAX_PSC_ENTRIES each (default 16).
- * @max_am: largest address mask of a page-selective command, 0 to 52 (default 18).
+ * @max_am: largest address mask of a page-selective command, 1 to 51 (0: default 18); 2^51
+ *	granules of 4 KiB is the most a 64-bit address can span.
  * @aperture_bits: the IOVA width, 32 to 48 (default 48); the aperture is [4 KiB, 2^bits - 1].
  * @cost: cost constants, or NULL for iovaq_sim_cost_defaults().
  */

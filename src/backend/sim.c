@@ -53,7 +53,8 @@ struct ptab {
 	uint32_t used;		/* present entries */
 	uint8_t level;
 	uint8_t freed;		/* unlinked, waiting in quarantine */
-	struct ptab *qnext;
+	struct ptab *qnext;	/* quarantine, or the current map's new tables */
+	struct ptab *parent;	/* NULL for the root */
 };
 
 /* IOTLB entry; tag 0 means empty. A tag is (page number << 1 | large) + 1. */
@@ -87,6 +88,8 @@ struct sim {
 	struct ptab *root;
 	struct ptab *quarantine;
 	uint64_t quarantined;		/* tables on @quarantine */
+	struct ptab *fresh;		/* tables created by the map in progress, newest first */
+	iovaq_iova_t last;		/* last IOVA of the aperture */
 	struct tlbe *tlb;
 	struct psce *psc[3];
 	uint64_t fail_nth[IOVAQ_SIM_OP_NR];
@@ -298,6 +301,9 @@ static int pt_set(struct sim *s, iovaq_iova_t iova, uintptr_t host, uint64_t byt
 			if (!c)
 				return -ENOMEM;
 			(*new_tables)++;
+			c->parent = t;
+			c->qnext = s->fresh;
+			s->fresh = c;
 			e->v = (uintptr_t)c | PTE_PRESENT;
 			t->used++;
 		}
@@ -330,25 +336,34 @@ static uint64_t pt_unset_fresh(struct sim *s, iovaq_iova_t iova)
 	return 1ull << PT_SHIFT;	/* not reached */
 }
 
-/* Free empty tables below @t that map nothing (unwinding a failed map; never cached). */
-static void pt_drop_empty(struct sim *s, struct ptab *t)
+/*
+ * Unwinding a failed map: free the tables it created that stayed empty, newest (deepest)
+ * first. No walk ran since they were created, so no cache can point to them. Tables that
+ * existed before are left alone, empty or not: a cache may still point to those.
+ */
+static void pt_drop_fresh(struct sim *s)
 {
-	unsigned int i;
+	struct ptab *t;
 
-	for (i = 0; i < PT_ENTRIES && t->level > 1; i++) {
-		struct pte *e = &t->e[i];
-
-		if (!pte_is_table(e))
+	while ((t = s->fresh)) {
+		s->fresh = t->qnext;
+		t->qnext = NULL;
+		if (t->used)
 			continue;
-		pt_drop_empty(s, pte_table(e));
-		if (!pte_table(e)->used) {
-			struct ptab *c = pte_table(e);
+		t->parent->e[pt_index(t->base, t->level + 1u)].v = 0;
+		t->parent->used--;
+		s->c.table_pages--;
+		iovaq_hooks_free(s->be.hooks, t, sizeof(*t));
+	}
+}
 
-			e->v = 0;
-			t->used--;
-			s->c.table_pages--;
-			iovaq_hooks_free(s->be.hooks, c, sizeof(*c));
-		}
+static void pt_keep_fresh(struct sim *s)
+{
+	struct ptab *t;
+
+	while ((t = s->fresh)) {
+		s->fresh = t->qnext;
+		t->qnext = NULL;
 	}
 }
 
@@ -440,10 +455,11 @@ static int sim_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size
 
 		for (off = 0; off < done;)
 			off += pt_unset_fresh(s, iova + off);
-		pt_drop_empty(s, s->root);
+		pt_drop_fresh(s);
 		iovaq_hooks_free(be->hooks, m, sizeof(*m));
 		goto out;
 	}
+	pt_keep_fresh(s);
 	s->c.maps++;
 	s->c.mapped_pages += pages;
 	s->c.cpu_map_ns += pages * s->cost.map_ns + tables * s->cost.table_ns;
@@ -644,6 +660,8 @@ static uint32_t translate(struct sim *s, iovaq_iova_t iova, uintptr_t need, stru
 	x->refs = 0;
 	x->miss = 0;
 	x->stale = 0;
+	if (iova > s->last)	/* beyond the table's reach: no translation exists */
+		return IOVAQ_FAULT_NOT_MAPPED;
 	if (hit) {
 		iovaq_iova_t first, last;
 
@@ -927,7 +945,7 @@ static int sim_open(const void *backend_opts, const struct iovaq_alloc_hooks *ho
 			return -EINVAL;
 	}
 	if (!iovaq_is_pow2(sets) || sets > 4096 || !ways || ways > 64 || (flags & ~known) ||
-	    max_am > 52 || bits < 32 || bits > 48)
+	    max_am > 51 || bits < 32 || bits > 48)
 		return -EINVAL;
 
 	s = iovaq_hooks_alloc(hooks, sizeof(*s), IOVAQ_CACHELINE);
@@ -971,6 +989,7 @@ static int sim_open(const void *backend_opts, const struct iovaq_alloc_hooks *ho
 			   ((flags & IOVAQ_SIM_LARGE_PAGES) ? 1ull << level_shift(2) : 0);
 	caps->n_apertures = 1;
 	caps->apertures[0] = (struct iovaq_range){ 1ull << PT_SHIFT, (1ull << bits) - 1 };
+	s->last = (1ull << bits) - 1;
 	caps->inval_kinds = (1u << IOVAQ_INVAL_PAGES) | (1u << IOVAQ_INVAL_DOMAIN) |
 			    (1u << IOVAQ_INVAL_GLOBAL);
 	caps->max_am = (uint8_t)max_am;

@@ -193,13 +193,17 @@ static void account_safe(struct iovaq_domain *d, uint64_t pages, uint64_t t_rele
 		d->win.violations++;
 }
 
-/* Pages become reachable at release (lock held). */
+/*
+ * Pages become reachable at release (lock held). Exceeding the bound is a violation unless
+ * this one release is larger than the bound by itself: then nothing could have prevented it,
+ * and the queue flushes it at once.
+ */
 static void account_release(struct iovaq_domain *d, uint64_t pages)
 {
 	d->win.reachable_pages += pages;
 	if (d->win.reachable_pages > d->win.reachable_pages_max)
 		d->win.reachable_pages_max = d->win.reachable_pages;
-	if (d->win.reachable_pages > d->max_reach)
+	if (d->win.reachable_pages > d->max_reach && d->win.reachable_pages > pages)
 		d->win.violations++;
 }
 
@@ -273,12 +277,54 @@ static size_t plan_blocks(const struct iovaq_domain *d, const struct prange *r,
  * default; one domain-wide command when the flush covers at least the threshold and the
  * backend's cost hints make it cheaper, except under caching mode (below). Returns the number of commands in *@cmds (allocated), or a negative errno.
  */
+/*
+ * Where each granule a command covers costs extra (caching mode: the hypervisor re-walks the
+ * range), over-invalidating is a trade: bridge the gap between two ranges when its pages cost
+ * less than the command saved, and cover a range by its enclosing aligned block when one
+ * command over the block costs less than the exact tiling. Invalidating still-mapped pages is
+ * always correct; it only costs their refills.
+ */
+static size_t widen_ranges(const struct iovaq_domain *d, struct prange *r, size_t m)
+{
+	const uint64_t cmd = d->caps.cost_cmd_ns, page = d->caps.cost_inval_page_ns;
+	size_t i, j;
+
+	if (!page || m == 0)
+		return m;
+	for (i = 1, j = 0; i < m; i++) {
+		if ((r[i].first - r[j].end) * page < cmd) {
+			r[j].end = r[i].end;
+			r[j].freed_tables |= r[i].freed_tables;
+		} else {
+			r[++j] = r[i];
+		}
+	}
+	m = j + 1;
+	for (i = 0; i < m; i++) {
+		uint64_t len = r[i].end - r[i].first, k = 0, e0, e1;
+		unsigned int am = 0;
+
+		while (am < d->caps.max_am && (r[i].first >> am) != ((r[i].end - 1) >> am))
+			am++;
+		if ((r[i].first >> am) != ((r[i].end - 1) >> am))
+			continue;	/* no single block is allowed to cover it */
+		e0 = (r[i].first >> am) << am;
+		e1 = e0 + (1ull << am);
+		k = plan_blocks(d, &r[i], NULL, 0);
+		if (cmd + (e1 - e0) * page < k * cmd + len * page) {
+			r[i].first = e0;
+			r[i].end = e1;
+		}
+	}
+	return merge_ranges(r, m);	/* blocks may now overlap */
+}
+
 static long plan(struct iovaq_domain *d, struct prange *r, size_t n, uint64_t mapped_pages,
-		 struct iovaq_inval **cmds)
+		 struct iovaq_inval *buf, size_t room, struct iovaq_inval **cmds)
 {
 	const struct iovaq_backend_caps *c = &d->caps;
 	uint64_t covered = 0, psi_cost, dom_cost;
-	size_t i, k = 0, m = merge_ranges(r, n);
+	size_t i, k = 0, m = widen_ranges(d, r, merge_ranges(r, n));
 	struct iovaq_inval *v;
 
 	for (i = 0; i < m; i++) {
@@ -298,14 +344,12 @@ static long plan(struct iovaq_domain *d, struct prange *r, size_t n, uint64_t ma
 	    (!(c->inval_kinds & (1u << IOVAQ_INVAL_PAGES)) ||
 	     (!(c->flags & IOVAQ_CAP_CACHING_MODE) && covered >= d->threshold &&
 	      dom_cost <= psi_cost))) {
-		v = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		*v = (struct iovaq_inval){ .kind = IOVAQ_INVAL_DOMAIN };
-		*cmds = v;
+		buf[0] = (struct iovaq_inval){ .kind = IOVAQ_INVAL_DOMAIN };
+		*cmds = buf;
 		return 1;
 	}
-	v = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, k * sizeof(*v));
+	/* Small plans (every strict unmap) use the caller's buffer: no allocation. */
+	v = k <= room ? buf : iovaq__meta_alloc(d->hooks, &d->metadata_bytes, k * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	for (i = 0, n = 0; i < m; i++)
@@ -317,7 +361,7 @@ static long plan(struct iovaq_domain *d, struct prange *r, size_t n, uint64_t ma
 /* Plan and execute the invalidation of @n ranges; counts commands on success. */
 static int invalidate(struct iovaq_domain *d, struct prange *r, size_t n)
 {
-	struct iovaq_inval *cmds = NULL;
+	struct iovaq_inval small[16], *cmds = NULL;
 	uint64_t mapped;
 	long k, i;
 	int err;
@@ -327,7 +371,7 @@ static int invalidate(struct iovaq_domain *d, struct prange *r, size_t n)
 	iovaq_lock(&d->lock);
 	mapped = d->st.mapped_pages;
 	iovaq_unlock(&d->lock);
-	k = plan(d, r, n, mapped, &cmds);
+	k = plan(d, r, n, mapped, small, IOVAQ_ARRAY_SIZE(small), &cmds);
 	if (k < 0)
 		return (int)k;
 	err = iovaq_backend_flush(d->be, cmds, (size_t)k);
@@ -340,7 +384,8 @@ static int invalidate(struct iovaq_domain *d, struct prange *r, size_t n)
 		}
 		iovaq_unlock(&d->lock);
 	}
-	iovaq__meta_free(d->hooks, &d->metadata_bytes, cmds, (size_t)k * sizeof(*cmds));
+	if (cmds != small)
+		iovaq__meta_free(d->hooks, &d->metadata_bytes, cmds, (size_t)k * sizeof(*cmds));
 	return err;
 }
 
@@ -372,6 +417,7 @@ static int done_push(struct iovaq_domain *d, uint64_t cookie)
 enum flush_reason { FR_FULL, FR_AGE, FR_REACH, FR_SYNC, FR_NOSPC };
 
 static void arena_free(struct iovaq_arena *a);
+static int arena_sync(struct iovaq_arena *a, uint64_t cookie, int how);
 
 static uint64_t *reason_counter(struct iovaq_domain *d, enum flush_reason why)
 {
@@ -437,7 +483,8 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 	for (i = 0; i < n; i++) {
 		const struct qent *e = &d->ring[(head + i) % d->cap];
 
-		account_safe(d, e->acct, e->t_release, t_safe);
+		if (e->acct)	/* entries of no release (undo, arena bookkeeping) have none */
+			account_safe(d, e->acct, e->t_release, t_safe);
 		d->st.invalidated_pages += e->acct;
 		d->st.queued_pages -= e->acct;
 		if (e->arena) {
@@ -490,17 +537,28 @@ done:
 }
 
 /*
- * Is the oldest queued entry old enough to flush now? The margin (a quarter of the bound)
- * leaves the flush itself time to finish inside the bound. Lock held.
+ * How long after its release the oldest entry must be flushed: the bound minus a margin that
+ * leaves the flush time to finish inside it. The margin is a quarter of the bound, or the
+ * backend's estimate of flushing the whole queue (one command per entry at worst) if that is
+ * more: under caching mode a long queue takes milliseconds to flush. Lock held.
  */
+static uint64_t age_budget(const struct iovaq_domain *d)
+{
+	uint64_t est = d->caps.cost_flush_ns + (uint64_t)d->n * d->caps.cost_cmd_ns;
+	uint64_t margin = d->max_window / 4 > est ? d->max_window / 4 : est;
+
+	return margin >= d->max_window ? 0 : d->max_window - margin;
+}
+
+/* Is the oldest queued entry due? Lock held. */
 static int age_due(const struct iovaq_domain *d, uint64_t now)
 {
-	return d->n && now - d->ring[d->head].t_release >= d->max_window - d->max_window / 4;
+	return d->n && now - d->ring[d->head].t_release >= age_budget(d);
 }
 
 static uint64_t age_deadline(const struct iovaq_domain *d)
 {
-	return d->ring[d->head].t_release + d->max_window - d->max_window / 4;
+	return d->ring[d->head].t_release + age_budget(d);
 }
 
 /* Flush if the oldest entry is due (every call into the domain checks). */
@@ -589,7 +647,7 @@ out:
  */
 static void enqueue(struct iovaq_domain *d, const struct qent *e)
 {
-	int tried_reach = 0, was_empty;
+	int tried_reach = 0, was_empty, over;
 
 	for (;;) {
 		iovaq_lock(&d->lock);
@@ -619,9 +677,12 @@ static void enqueue(struct iovaq_domain *d, const struct qent *e)
 	}
 	if (e->arena)
 		e->arena->pending++;
+	over = d->win.reachable_pages > d->max_reach;
 	if (was_empty && d->thr_running)
 		iovaq_cond_signal(&d->cv);
 	iovaq_unlock(&d->lock);
+	if (over)	/* only a release larger than the bound gets here: flush it now */
+		flush_queue(d, FR_REACH);
 }
 
 /* ---- optimistic teardown ----------------------------------------------------------------- */
@@ -828,11 +889,18 @@ int iovaq_domain_map(struct iovaq_domain *d, void *buf, size_t len, unsigned int
 		iovaq_unlock(&d->lock);
 		if (err) {
 			/* The caller never saw @v, so no device can have used it: undo at once. */
-			if (iovaq_backend_unmap(d->be, v, len) >= 0) {
+			int ret = iovaq_backend_unmap(d->be, v, len);
+
+			if (ret >= 0) {
 				struct prange r = { v >> d->shift, (v >> d->shift) + pages, 1 };
+				/* Not a caller's release: no window to account. */
+				struct qent q = { .iova = v, .pages = pages, .accounted = 1,
+						  .t_release = iovaq_now_ns(), .freed_tables = 1 };
 
 				if (!invalidate(d, &r, 1))
 					iovaq_cache_free(d->cache, v, pages);
+				else
+					enqueue(d, &q);	/* QUEUED until a flush succeeds */
 			}
 		}
 	}
@@ -1178,7 +1246,7 @@ int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len)
 {
 	struct iovaq_domain *d;
 	uint64_t n, i;
-	int ret;
+	int ret, over;
 
 	if (!a || !len)
 		return -EINVAL;
@@ -1193,6 +1261,18 @@ int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len)
 	ret = iovaq_backend_unmap(d->be, a->base + (idx << d->shift), len);
 	if (ret < 0)
 		return ret;
+	/*
+	 * These pages become reachable-but-released: make room under the bound first, by
+	 * flushing the queue and, if the arena's own unsynced pages are the excess, by syncing
+	 * them now (their cookie, if any, comes with the caller's next sync).
+	 */
+	iovaq_lock(&d->lock);
+	over = d->win.reachable_pages + n > d->max_reach;
+	iovaq_unlock(&d->lock);
+	if (over && a->unlinked)
+		arena_sync(a, 0, 0);
+	if (over)
+		flush_queue(d, FR_REACH);
 	if (!a->unlinked)
 		a->t_unlink = iovaq_now_ns();
 	for (i = idx; i < idx + n; i++) {
@@ -1212,9 +1292,16 @@ int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len)
 	return 0;
 }
 
-/* Queue or execute the invalidation of the chunk for the pages unlinked so far. */
-static int arena_sync(struct iovaq_arena *a, uint64_t cookie, int release)
+/* How an arena sync is made. */
+enum { AS_RELEASE = 1, AS_NOTIFY = 2 };
+
+/*
+ * Queue or execute the invalidation of the chunk for the pages unlinked so far. AS_NOTIFY
+ * hands @cookie back at t_safe (safe-deferred); AS_RELEASE frees the arena after it.
+ */
+static int arena_sync(struct iovaq_arena *a, uint64_t cookie, int how)
 {
+	int release = how & AS_RELEASE;
 	struct iovaq_domain *d = a->d;
 	struct qent q;
 	uint64_t i, n = a->unlinked;
@@ -1229,7 +1316,7 @@ static int arena_sync(struct iovaq_arena *a, uint64_t cookie, int release)
 	}
 	q = (struct qent){ .iova = a->base, .pages = a->pages, .acct = n,
 			   .t_release = a->t_unlink, .cookie = cookie, .arena = a, .seq = a->seq,
-			   .notify = d->policy == IOVAQ_POLICY_SAFE_DEFERRED && !release,
+			   .notify = d->policy == IOVAQ_POLICY_SAFE_DEFERRED && (how & AS_NOTIFY),
 			   .freed_tables = (uint8_t)a->freed_tables, .release = (uint8_t)release,
 			   .accounted = 1 };	/* counted at unlink */
 	a->unlinked = 0;
@@ -1240,15 +1327,29 @@ static int arena_sync(struct iovaq_arena *a, uint64_t cookie, int release)
 
 		err = invalidate(d, &r, 1);
 		if (!err) {
+			uint64_t pending;
+
 			iovaq_lock(&d->lock);
 			account_safe(d, n, q.t_release, iovaq_now_ns());
 			d->st.invalidated_pages += n;
 			d->st.flushes++;
 			d->st.flush_strict++;
-			IOVAQ_WRITE_ONCE(a->safe_seq, a->seq);
+			pending = a->pending;
+			if (!pending)
+				IOVAQ_WRITE_ONCE(a->safe_seq, a->seq);
 			iovaq_unlock(&d->lock);
-			if (release)
-				arena_free(a);
+			if (!pending) {
+				if (release)
+					arena_free(a);
+				return 0;
+			}
+			/*
+			 * An earlier failed sync is still queued: this one is safe, but page
+			 * states and the chunk wait for that entry (queues complete in order).
+			 */
+			q.acct = 0;
+			q.t_release = iovaq_now_ns();
+			enqueue(d, &q);
 			return 0;
 		}
 		/* Not safe: queue it like a deferred one; the next sync retries. */
@@ -1267,11 +1368,41 @@ static int arena_sync(struct iovaq_arena *a, uint64_t cookie, int release)
 
 int iovaq_arena_sync(struct iovaq_arena *a, uint64_t cookie)
 {
+	struct iovaq_domain *d;
+	uint64_t pending;
+
 	if (!a)
 		return -EINVAL;
-	if (!a->unlinked)
-		return 0;
-	return arena_sync(a, cookie, 0);
+	d = a->d;
+	if (a->unlinked)
+		return arena_sync(a, cookie, AS_NOTIFY);
+	/*
+	 * Nothing new since the last sync, perhaps because unlink synced by itself to keep the
+	 * reachable bound: the cookie is due once the syncs already queued are safe.
+	 */
+	iovaq_lock(&d->lock);
+	pending = a->pending;
+	iovaq_unlock(&d->lock);
+	if (d->policy == IOVAQ_POLICY_SAFE_DEFERRED && pending) {
+		struct qent q = { .iova = a->base, .pages = a->pages, .arena = a, .seq = a->seq,
+				  .t_release = iovaq_now_ns(), .cookie = cookie, .notify = 1,
+				  .accounted = 1 };
+
+		enqueue(d, &q);
+	} else if (d->policy == IOVAQ_POLICY_SAFE_DEFERRED) {
+		/* Everything is safe already: hand it back through the usual path. */
+		iovaq_lock(&d->lock);
+		if (d->complete) {
+			d->st.completions++;
+			iovaq_unlock(&d->lock);
+			d->complete(d->complete_arg, cookie);
+			return 0;
+		}
+		if (!done_push(d, cookie))
+			d->st.completions++;
+		iovaq_unlock(&d->lock);
+	}
+	return 0;
 }
 
 void iovaq_arena_release(struct iovaq_arena *a)
@@ -1302,7 +1433,7 @@ void iovaq_arena_release(struct iovaq_arena *a)
 	}
 	if (a->linked)
 		return;	/* could not unlink: destroy cleans up */
-	arena_sync(a, 0, 1);
+	arena_sync(a, 0, AS_RELEASE);
 }
 
 /* ---- invariant check ---------------------------------------------------------------------- */
@@ -1569,16 +1700,31 @@ void iovaq_domain_destroy(struct iovaq_domain *d)
 		any |= a->unlinked != 0;
 		arena_free(a);
 	}
-	/* Mappings the caller left: unmap them from the backend and invalidate once. */
-	if (d->policy != IOVAQ_POLICY_PASSTHROUGH && d->maps.e) {
+	/*
+	 * Mappings the caller left: unmap them and invalidate them with a planned flush, like
+	 * any release (page-selective under caching mode). If even the plan cannot be
+	 * allocated, fall back to one domain-wide command where the backend has one.
+	 */
+	if (d->policy != IOVAQ_POLICY_PASSTHROUGH && d->maps.e && d->maps.n) {
+		struct prange *r = iovaq__meta_alloc(d->hooks, &d->metadata_bytes,
+						     d->maps.n * sizeof(*r));
+		size_t n = 0;
+
 		for (i = 0; i <= d->maps.mask; i++) {
 			const struct iovaq_imap_ent *e = &d->maps.e[i];
+			uint64_t pages = e->val & ((1ull << PROT_SHIFT) - 1);
 
-			if (e->key && iovaq_backend_unmap(d->be, e->key,
-							  (e->val & ((1ull << PROT_SHIFT) - 1))
-								  << d->shift) >= 0)
+			if (!e->key || iovaq_backend_unmap(d->be, e->key, pages << d->shift) < 0)
+				continue;
+			if (r)
+				r[n++] = (struct prange){ e->key >> d->shift,
+							  (e->key >> d->shift) + pages, 1 };
+			else
 				any = 1;
 		}
+		if (r && invalidate(d, r, n))
+			any = 1;
+		iovaq__meta_free(d->hooks, &d->metadata_bytes, r, d->maps.n * sizeof(*r));
 	}
 	if (any && d->needs_flush && (d->caps.inval_kinds & (1u << IOVAQ_INVAL_DOMAIN))) {
 		struct iovaq_inval all = { .kind = IOVAQ_INVAL_DOMAIN };
