@@ -181,6 +181,8 @@ IOVAQ_API int iovaq_domain_map(struct iovaq_domain *dom, void *buf, size_t len,
  * * 0 on success.
  * * -EINVAL: no mapping at @iova, or not of length @len (also a double unmap); nothing
  *   changes.
+ * * -ENOMEM: safe-deferred without a callback could not reserve the completion slot its
+ *   cookie needs (so that handing it back later cannot fail); nothing changes.
  * * the backend's unmap error: nothing changes, the mapping stays.
  * * strict only: the flush's error. The range is then QUEUED (never reused) and the next
  *   iovaq_domain_sync() retries it.
@@ -416,8 +418,9 @@ IOVAQ_API int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len
  * Strict: returns after t_safe. Deferred and safe-deferred: queues one entry and returns.
  * Unlink may have synced already on its own, to keep the reachable-pages bound; the cookie
  * then comes back once those syncs are safe (at once if they are).
- * Return: 0; or (strict) the flush error, the pages then stay unreachable-pending and the next
- * iovaq_domain_sync() retries.
+ * Return: 0; -ENOMEM (safe-deferred without a callback: no completion slot; nothing changes);
+ * or (strict) the flush error, the pages then stay QUEUED and the next iovaq_domain_sync()
+ * retries.
  */
 IOVAQ_API int iovaq_arena_sync(struct iovaq_arena *a, uint64_t cookie);
 

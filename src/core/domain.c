@@ -117,6 +117,7 @@ struct iovaq_domain {
 	uint64_t gen_start, gen_finish;
 	uint64_t *done;			/* cookies for iovaq_domain_poll(), a growing ring */
 	uint64_t done_cap, done_head, done_n;
+	uint64_t done_resv;		/* slots reserved by queued releases */
 	struct iovaq_domain_stats st;
 	uint64_t hist[HIST_BUCKETS];
 	struct iovaq_window_report win;
@@ -293,8 +294,12 @@ static size_t widen_ranges(const struct iovaq_domain *d, struct prange *r, size_
 		return m;
 	for (i = 1, j = 0; i < m; i++) {
 		if ((r[i].first - r[j].end) * page < cmd) {
+			/*
+			 * The gap belongs to other mappings: an unmap not in this flush may
+			 * have freed a table there, so no leaf-only hint over it.
+			 */
 			r[j].end = r[i].end;
-			r[j].freed_tables |= r[i].freed_tables;
+			r[j].freed_tables = 1;
 		} else {
 			r[++j] = r[i];
 		}
@@ -314,6 +319,7 @@ static size_t widen_ranges(const struct iovaq_domain *d, struct prange *r, size_
 		if (cmd + (e1 - e0) * page < k * cmd + len * page) {
 			r[i].first = e0;
 			r[i].end = e1;
+			r[i].freed_tables = 1;	/* as for a bridged gap */
 		}
 	}
 	return merge_ranges(r, m);	/* blocks may now overlap */
@@ -391,10 +397,14 @@ static int invalidate(struct iovaq_domain *d, struct prange *r, size_t n)
 
 /* ---- completions -------------------------------------------------------------------------- */
 
-/* Queue a cookie for iovaq_domain_poll() (lock held); grows the ring. */
-static int done_push(struct iovaq_domain *d, uint64_t cookie)
+/*
+ * Completion slots for iovaq_domain_poll(). A safe-deferred release reserves its slot when it
+ * is made (where -ENOMEM can still be returned with nothing changed), so that handing the
+ * cookie back at t_safe can never fail. Lock held.
+ */
+static int done_reserve(struct iovaq_domain *d)
 {
-	if (d->done_n == d->done_cap) {
+	if (d->done_n + d->done_resv == d->done_cap) {
 		uint64_t cap = d->done_cap ? d->done_cap * 2 : 256, i;
 		uint64_t *v = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, cap * sizeof(*v));
 
@@ -408,8 +418,29 @@ static int done_push(struct iovaq_domain *d, uint64_t cookie)
 		d->done_cap = cap;
 		d->done_head = 0;
 	}
-	d->done[(d->done_head + d->done_n++) % d->done_cap] = cookie;
+	d->done_resv++;
 	return 0;
+}
+
+/* Hand a cookie to the poll queue, into its reserved slot (lock held). */
+static void done_push(struct iovaq_domain *d, uint64_t cookie)
+{
+	d->done_resv--;
+	d->done[(d->done_head + d->done_n++) % d->done_cap] = cookie;
+	d->st.completions++;
+}
+
+/* Reserve a completion slot if this domain hands cookies to iovaq_domain_poll(). */
+static int done_reserve_if_polled(struct iovaq_domain *d)
+{
+	int err = 0;
+
+	if (d->policy == IOVAQ_POLICY_SAFE_DEFERRED && !d->complete) {
+		iovaq_lock(&d->lock);
+		err = done_reserve(d);
+		iovaq_unlock(&d->lock);
+	}
+	return err;
 }
 
 /* ---- the queue ---------------------------------------------------------------------------- */
@@ -494,10 +525,8 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 		if (e->notify) {
 			if (cookies)
 				cookies[nc++] = e->cookie;
-			else if (done_push(d, e->cookie))
-				d->st.unmap_errors++;	/* cookie lost to ENOMEM: counted */
 			else
-				d->st.completions++;
+				done_push(d, e->cookie);
 		}
 	}
 	d->gen_finish = d->gen_start;
@@ -685,6 +714,17 @@ static void enqueue(struct iovaq_domain *d, const struct qent *e)
 		flush_queue(d, FR_REACH);
 }
 
+/* Is anything QUEUED or kept, that a flush could give back? */
+static int queue_nonempty(struct iovaq_domain *d)
+{
+	int any;
+
+	iovaq_lock(&d->lock);
+	any = d->n || d->n_kept;
+	iovaq_unlock(&d->lock);
+	return any;
+}
+
 /* ---- optimistic teardown ----------------------------------------------------------------- */
 
 static void kept_unlink(struct iovaq_domain *d, struct kept *k)
@@ -868,7 +908,7 @@ int iovaq_domain_map(struct iovaq_domain *d, void *buf, size_t len, unsigned int
 			return 0;
 	}
 	err = iovaq_cache_alloc(d->cache, pages, limit, &v);
-	if (err == -ENOSPC && (d->n || d->n_kept)) {
+	if (err == -ENOSPC && queue_nonempty(d)) {
 		/* QUEUED and kept ranges come back only through a flush. */
 		kept_evict_due(d, 1);
 		flush_queue(d, FR_NOSPC);
@@ -933,6 +973,11 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 		iovaq_unlock(&d->lock);
 		return -EINVAL;
 	}
+	if (d->policy == IOVAQ_POLICY_SAFE_DEFERRED && !d->complete && done_reserve(d)) {
+		d->st.unmap_errors++;
+		iovaq_unlock(&d->lock);
+		return -ENOMEM;	/* nothing changed */
+	}
 	val = e->val;
 	buf = e->ptr;
 	iovaq__imap_del(&d->maps, e);
@@ -953,6 +998,8 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 	if (ret < 0) {
 		/* Nothing changed: put the record back (removal never shrinks, so this fits). */
 		iovaq_lock(&d->lock);
+		if (d->policy == IOVAQ_POLICY_SAFE_DEFERRED && !d->complete)
+			d->done_resv--;
 		iovaq__imap_add(&d->maps, iova, val, buf);
 		d->st.mapped_pages += pages;
 		d->st.unmap_errors++;
@@ -1169,7 +1216,7 @@ int iovaq_arena_reserve(struct iovaq_domain *d, uint64_t pages, iovaq_iova_t lim
 		iovaq_memset(a->link, 0, pages * sizeof(*a->link));
 		/* A power of two is aligned to its size: one command covers the chunk exactly. */
 		err = iovaq_cache_alloc(d->cache, pages, limit, &a->base);
-		if (err == -ENOSPC && d->n) {
+		if (err == -ENOSPC && queue_nonempty(d)) {
 			flush_queue(d, FR_NOSPC);
 			err = iovaq_cache_alloc(d->cache, pages, limit, &a->base);
 		}
@@ -1374,6 +1421,8 @@ int iovaq_arena_sync(struct iovaq_arena *a, uint64_t cookie)
 	if (!a)
 		return -EINVAL;
 	d = a->d;
+	if (done_reserve_if_polled(d))
+		return -ENOMEM;
 	if (a->unlinked)
 		return arena_sync(a, cookie, AS_NOTIFY);
 	/*
@@ -1398,8 +1447,7 @@ int iovaq_arena_sync(struct iovaq_arena *a, uint64_t cookie)
 			d->complete(d->complete_arg, cookie);
 			return 0;
 		}
-		if (!done_push(d, cookie))
-			d->st.completions++;
+		done_push(d, cookie);
 		iovaq_unlock(&d->lock);
 	}
 	return 0;
