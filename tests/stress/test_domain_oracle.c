@@ -684,7 +684,7 @@ static void run(const struct cfg *cfg, uint64_t seed_dflt)
 	cr_assert_eq(w.releases, unmaps, "every release closed its window");
 	/* The reachable bound holds regardless of timing; the window bound unless stalled. */
 	cr_assert_leq(w.reachable_pages_max, IOVAQ_DOMAIN_DEFAULT_MAX_REACHABLE);
-	if (S.max_stall < bound / 4)
+	if (S.max_stall < bound / 4 && !getenv("IOVAQ_TEST_SLOW"))
 		cr_assert_eq(w.violations, 0, "bound violations: window max %" PRIu64
 			     " ns (bound %" PRIu64 "), reachable max %" PRIu64, w.window_max_ns,
 			     bound, w.reachable_pages_max);

@@ -757,13 +757,13 @@ Test(bounds, age_thread_flusher)
 	cr_assert_geq(s.flush_age, 1);
 	cr_assert_eq(s.flush_sync + s.flush_full + s.flush_reachable, 0);
 	cr_assert_eq(w.releases, 8);
-	if (late < bound / 8) {
+	if (late < bound / 8 && !getenv("IOVAQ_TEST_SLOW")) {
 		cr_assert_eq(w.violations, 0, "window %" PRIu64 " ns over the %" PRIu64 " ns bound",
 			     w.window_max_ns, bound);
 		cr_assert_leq(w.window_max_ns, bound);
 	} else {
 		fprintf(stderr, "bounds::age_thread_flusher: woke %" PRIu64 " ns late (loaded "
-			"machine): the window bound is not judged\n", late);
+			"machine) or IOVAQ_TEST_SLOW: the window bound is not judged\n", late);
 	}
 	DU_CHECK(dom);
 	iovaq_domain_destroy(dom);
@@ -2242,7 +2242,10 @@ Test(arena, bad_input)
 Test(arena, strict_sync_fails_then_release)
 {
 	struct iovaq_backend *be = du_sim_open(0);
-	struct iovaq_domain *dom = du_domain_simple(be, IOVAQ_POLICY_STRICT, IOVAQ_FLUSHER_INLINE);
+	/* A big window: no age-triggered flush may make the chunk safe behind the test's back. */
+	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = IOVAQ_POLICY_STRICT,
+		   .max_window_ns = BIG_WINDOW);
+	struct iovaq_domain *dom = du_domain(&o);
 	struct iovaq_arena *a = NULL;
 	void *buf = du_buf(4, 1);
 	iovaq_iova_t base;
