@@ -6,7 +6,7 @@
 #
 #   plain     build/ci-plain  RelWithDebInfo, -Werror; ctest, every label
 #   asan      build/ci-asan   ASan+UBSan, IOVAQ_DEBUG; ctest, every label but the install test
-#   tsan      build/ci-tsan   TSan, IOVAQ_DEBUG, IOVAQ_TEST_SCALE=0.1; ctest -L 'unit|stress'
+#   tsan      build/ci-tsan   TSan, IOVAQ_DEBUG, IOVAQ_TEST_SCALE=0.1; ctest -L 'unit|stress|contract'
 #   valgrind  build/ci-plain  the unit tier of the plain build under valgrind memcheck
 #
 # Environment:
@@ -105,7 +105,7 @@ run_tsan() {
 	# instead of exiting 66, which Criterion would ignore. Criterion itself only starts under
 	# TSan thanks to tests/support/criterion-tsan.c.
 	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1 second_deadlock_stack=1" \
-		"${wrap[@]}" ctest --test-dir build/ci-tsan --output-on-failure -L 'unit|stress' \
+		"${wrap[@]}" ctest --test-dir build/ci-tsan --output-on-failure -L 'unit|stress|contract' \
 		-E '^install$'
 }
 

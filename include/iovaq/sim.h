@@ -5,7 +5,11 @@
  *
  * What it models:
  *  - a 4-level IO page table (4 KiB granule, 512-entry tables, read/write bits, optional 2 MiB
- *    leaves at level 2), whose table pages come and go with the mappings;
+ *    leaves at level 2), whose table pages come and go with the mappings. As in Linux's VT-d
+ *    driver, an unmap frees exactly the table pages whose whole span it covers (and reports it,
+ *    IOVAQ_UNMAP_FREED_TABLES); a freed table is released only by a non-leaf invalidation of
+ *    its range, since a paging-structure cache may still point to it. Tables under the first
+ *    512 GiB are never freed (no unmap can start at IOVA 0);
  *  - an IOTLB (sets x ways, LRU) and paging-structure caches for the three upper levels (the
  *    "PTcache" L1/L2/L3 of F&S, SOSP'24: entries cache a pointer to the next-level table);
  *  - invalidation commands: page-selective with an address mask, range, domain, global, with
@@ -47,8 +51,8 @@ struct iovaq_sim;
  *	~800 cycles each, FACTS.md).
  * @trap_ns: one trap to the hypervisor and back (nested with caching mode): 2500, the cost of a
  *	trapped invalidation measured on this project's QEMU testbed (FACTS.md).
- * @rewalk_ns: hypervisor work per mapped page an invalidation covers under caching mode (its
- *	shadow or pinning update): 20. A domain-wide command covers every mapped page, which is
+ * @rewalk_ns: hypervisor work per granule an invalidation covers under caching mode (its
+ *	shadow or pinning update): 20. A page-selective command covers 2^am granules. A domain-wide command covers every mapped page, which is
  *	why Linux refuses lazy mode under a vIOMMU (FACTS.md).
  * @map_ns: CPU time per page to write a leaf entry: 30.
  * @unmap_ns: CPU time per page to clear a leaf entry: 30.

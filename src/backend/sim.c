@@ -193,6 +193,22 @@ static uint64_t skip_bytes(iovaq_iova_t iova, unsigned int level)
 	return size - (iova & (size - 1));
 }
 
+/* Bytes from @iova to the end of the absent entry that ends the walk for @iova. */
+static uint64_t pt_absent_bytes(struct sim *s, iovaq_iova_t iova)
+{
+	struct ptab *t = s->root;
+	unsigned int l;
+
+	for (l = PT_LEVELS; l >= 1; l--) {
+		struct pte *e = &t->e[pt_index(iova, l)];
+
+		if (!(e->v & PTE_PRESENT))
+			return skip_bytes(iova, l);
+		t = pte_table(e);
+	}
+	return 1ull << PT_SHIFT;
+}
+
 /* Is anything mapped in [iova, iova + len)? Skips absent subtrees whole. */
 static int pt_any_mapped(struct sim *s, iovaq_iova_t iova, uint64_t len)
 {
@@ -388,6 +404,62 @@ static void pt_free_all(struct sim *s, struct ptab *t)
 	iovaq_hooks_free(s->be.hooks, t, sizeof(*t));
 }
 
+/* Is a level-1 table linked for the 2 MiB region of @iova? */
+static int pt_has_l1(struct sim *s, iovaq_iova_t iova)
+{
+	struct ptab *t = s->root;
+	unsigned int l;
+
+	for (l = PT_LEVELS; l >= 2; l--) {
+		struct pte *e = &t->e[pt_index(iova, l)];
+
+		if (!pte_is_table(e))
+			return 0;
+		t = pte_table(e);
+	}
+	return 1;
+}
+
+/* Quarantine @t and every table below it (all empty: the unmap cleared their range). */
+static void pt_quarantine_tree(struct sim *s, struct ptab *t)
+{
+	unsigned int i;
+
+	for (i = 0; i < PT_ENTRIES && t->level > 1; i++)
+		if (pte_is_table(&t->e[i]))
+			pt_quarantine_tree(s, pte_table(&t->e[i]));
+	t->freed = 1;
+	t->qnext = s->quarantine;
+	s->quarantine = t;
+	s->quarantined++;
+}
+
+/*
+ * Linux's rule, whole: after an unmap of [first, last], every table whose span lies inside it
+ * goes, also one emptied earlier by a narrower unmap (pt_prune only sees the leaves' paths).
+ */
+static void pt_free_covered(struct sim *s, struct ptab *t, iovaq_iova_t first,
+			    iovaq_iova_t last)
+{
+	uint64_t span = 1ull << level_shift(t->level);	/* bytes per entry of @t */
+	unsigned int i;
+
+	for (i = 0; i < PT_ENTRIES && t->level > 1; i++) {
+		struct pte *e = &t->e[i];
+		iovaq_iova_t b = t->base + (uint64_t)i * span, l = b + (span - 1);
+
+		if (!pte_is_table(e) || b > last || l < first)
+			continue;
+		if (b >= first && l <= last) {
+			pt_quarantine_tree(s, pte_table(e));
+			e->v = 0;
+			t->used--;
+		} else {
+			pt_free_covered(s, pte_table(e), first, last);
+		}
+	}
+}
+
 /* ---- fault injection and fault log ------------------------------------------------------ */
 
 static int injected(struct sim *s, enum iovaq_sim_op op)
@@ -442,7 +514,7 @@ static int sim_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size
 		uintptr_t h = (uintptr_t)host + off;
 
 		if ((s->flags & IOVAQ_SIM_LARGE_PAGES) && !((iova + off) & (big - 1)) &&
-		    !(h & (big - 1)) && len - off >= big)
+		    !(h & (big - 1)) && len - off >= big && !pt_has_l1(s, iova + off))
 			bytes = big;
 		err = pt_set(s, iova + off, h, bytes, prot, m, &tables);
 		if (err)
@@ -477,7 +549,7 @@ static int sim_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 {
 	struct sim *s = to_sim(be);
 	iovaq_iova_t end = iova + len, last = end - 1, first;
-	uint64_t pages = 0, q0 = s->quarantined;
+	uint64_t pages = 0, q0;
 	unsigned int level;
 	struct pte *e;
 	int err;
@@ -511,10 +583,15 @@ static int sim_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 			pages += bytes >> PT_SHIFT;
 			iova += bytes;
 		} else {
-			/* Skip the smallest absent region: a granule at worst. */
-			iova += 1ull << PT_SHIFT;
+			/* Skip the whole absent (or empty) region. */
+			uint64_t step = pt_absent_bytes(s, iova);
+
+			if (iova + step < iova)
+				break;
+			iova += step;
 		}
 	}
+	pt_free_covered(s, s->root, first, last);
 	s->c.unmaps++;
 	s->c.mapped_pages -= pages;
 	s->c.cpu_unmap_ns += pages * s->cost.unmap_ns + (s->quarantined - q0) * s->cost.table_ns;
