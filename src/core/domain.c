@@ -115,6 +115,7 @@ struct iovaq_domain {
 	struct qent *ring;
 	uint32_t cap, head, n;
 	uint64_t gen_start, gen_finish;
+	uint64_t cmds_per_entry;	/* commands per queued entry, in 1/1024ths (lock) */
 	uint64_t *done;			/* cookies for iovaq_domain_poll(), a growing ring */
 	uint64_t done_cap, done_head, done_n;
 	uint64_t done_resv;		/* slots reserved by queued releases */
@@ -365,7 +366,7 @@ static long plan(struct iovaq_domain *d, struct prange *r, size_t n, uint64_t ma
 }
 
 /* Plan and execute the invalidation of @n ranges; counts commands on success. */
-static int invalidate(struct iovaq_domain *d, struct prange *r, size_t n)
+static int invalidate(struct iovaq_domain *d, struct prange *r, size_t n, uint64_t *ncmds)
 {
 	struct iovaq_inval small[16], *cmds = NULL;
 	uint64_t mapped;
@@ -381,6 +382,8 @@ static int invalidate(struct iovaq_domain *d, struct prange *r, size_t n)
 	if (k < 0)
 		return (int)k;
 	err = iovaq_backend_flush(d->be, cmds, (size_t)k);
+	if (!err && ncmds)
+		*ncmds = (uint64_t)k;
 	if (!err) {
 		iovaq_lock(&d->lock);
 		d->st.inval_cmds += (uint64_t)k;
@@ -475,7 +478,7 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 	struct prange *r = NULL;
 	uint64_t *cookies = NULL;
 	uint32_t n, i, nc = 0, head;
-	uint64_t t_safe;
+	uint64_t t_safe, ncmds = 0;
 	int err = 0;
 
 	iovaq_lock(&d->flush_lock);
@@ -505,7 +508,7 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 		r[i] = (struct prange){ e->iova >> d->shift, (e->iova >> d->shift) + e->pages,
 					e->freed_tables };
 	}
-	err = invalidate(d, r, n);
+	err = invalidate(d, r, n, &ncmds);
 	if (err)
 		goto fail;
 	t_safe = iovaq_now_ns();
@@ -530,6 +533,8 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 		}
 	}
 	d->gen_finish = d->gen_start;
+	/* Learn how many commands an entry costs after merging (running average, 1/1024ths). */
+	d->cmds_per_entry = (d->cmds_per_entry * 3 + (ncmds << 10) / n) / 4;
 	d->st.flushes++;
 	(*reason_counter(d, why))++;
 	iovaq_unlock(&d->lock);
@@ -568,12 +573,14 @@ done:
 /*
  * How long after its release the oldest entry must be flushed: the bound minus a margin that
  * leaves the flush time to finish inside it. The margin is a quarter of the bound, or the
- * backend's estimate of flushing the whole queue (one command per entry at worst) if that is
- * more: under caching mode a long queue takes milliseconds to flush. Lock held.
+ * backend's estimate of flushing the whole queue if that is more (under caching mode a long
+ * queue takes milliseconds to flush): its commands per entry as recent flushes merged them,
+ * one per entry before any flush. Lock held.
  */
 static uint64_t age_budget(const struct iovaq_domain *d)
 {
-	uint64_t est = d->caps.cost_flush_ns + (uint64_t)d->n * d->caps.cost_cmd_ns;
+	uint64_t est = d->caps.cost_flush_ns +
+		       (((uint64_t)d->n * d->cmds_per_entry) >> 10) * d->caps.cost_cmd_ns;
 	uint64_t margin = d->max_window / 4 > est ? d->max_window / 4 : est;
 
 	return margin >= d->max_window ? 0 : d->max_window - margin;
@@ -937,7 +944,7 @@ int iovaq_domain_map(struct iovaq_domain *d, void *buf, size_t len, unsigned int
 				struct qent q = { .iova = v, .pages = pages, .accounted = 1,
 						  .t_release = iovaq_now_ns(), .freed_tables = 1 };
 
-				if (!invalidate(d, &r, 1))
+				if (!invalidate(d, &r, 1, NULL))
 					iovaq_cache_free(d->cache, v, pages);
 				else
 					enqueue(d, &q);	/* QUEUED until a flush succeeds */
@@ -1017,7 +1024,7 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 		iovaq_lock(&d->lock);
 		account_release(d, pages);
 		iovaq_unlock(&d->lock);
-		err = invalidate(d, &r, 1);
+		err = invalidate(d, &r, 1, NULL);
 		if (err) {
 			/* Unreachable not yet guaranteed: QUEUED, retried by the next sync. */
 			q.accounted = 1;
@@ -1372,7 +1379,7 @@ static int arena_sync(struct iovaq_arena *a, uint64_t cookie, int how)
 		struct prange r = { a->base >> d->shift, (a->base >> d->shift) + a->pages,
 				    q.freed_tables };
 
-		err = invalidate(d, &r, 1);
+		err = invalidate(d, &r, 1, NULL);
 		if (!err) {
 			uint64_t pending;
 
@@ -1678,6 +1685,7 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 	if (!ring)
 		ring = (d->caps.flags & IOVAQ_CAP_CACHING_MODE) ? 32768 : 4096;
 	d->cap = ring;
+	d->cmds_per_entry = 1024;	/* one command per entry until a flush tells better */
 	iovaq_lock_init(&d->lock);
 	iovaq_lock_init(&d->flush_lock);
 	iovaq_cond_init(&d->cv);
@@ -1770,7 +1778,7 @@ void iovaq_domain_destroy(struct iovaq_domain *d)
 			else
 				any = 1;
 		}
-		if (r && invalidate(d, r, n))
+		if (r && invalidate(d, r, n, NULL))
 			any = 1;
 		iovaq__meta_free(d->hooks, &d->metadata_bytes, r, d->maps.n * sizeof(*r));
 	}
