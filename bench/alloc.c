@@ -153,11 +153,7 @@ struct run {
 	const struct alloc_cfg *cfg;
 	struct iovaq_space *sp;
 	struct iovaq_cache *c;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned int ready;	/* workers at the gate; under @lock */
-	bool go;		/* under @lock */
-	bool abort;		/* under @lock */
+	struct bench_gate gate;
 };
 
 /* ---- the measured loops ------------------------------------------------------------------ */
@@ -361,20 +357,6 @@ static int fill(struct worker *w)
 	return 0;
 }
 
-static bool gate_arrive(struct run *r)
-{
-	bool go;
-
-	pthread_mutex_lock(&r->lock);
-	r->ready++;
-	pthread_cond_broadcast(&r->cond);
-	while (!r->go && !r->abort)
-		pthread_cond_wait(&r->cond, &r->lock);
-	go = r->go;
-	pthread_mutex_unlock(&r->lock);
-	return go;
-}
-
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -387,7 +369,7 @@ static void *worker_main(void *arg)
 	if (!err)
 		err = warm_ops(w, cfg->warmup);
 	/* Arrive even after a failure, so that the others are released (with abort). */
-	if (gate_arrive(w->run) && !err)
+	if (bench_gate_arrive(&w->run->gate) && !err)
 		bench_timed_ops(w, cfg->ops);
 	return NULL;
 }
@@ -462,8 +444,7 @@ static int run_rep(const struct alloc_cfg *cfg, struct worker *ws, unsigned int 
 			return bench_error("iovaq_cache_create: %s", iovaq_strerror(err));
 		}
 	}
-	pthread_mutex_init(&r.lock, NULL);
-	pthread_cond_init(&r.cond, NULL);
+	bench_gate_init(&r.gate);
 
 	for (unsigned int t = 0; t < cfg->threads; t++) {
 		ws[t].run = &r;
@@ -479,17 +460,13 @@ static int run_rep(const struct alloc_cfg *cfg, struct worker *ws, unsigned int 
 	}
 
 	/* Release the workers together once all are filled and warm, or abort on any failure. */
-	pthread_mutex_lock(&r.lock);
-	while (r.ready < created)
-		pthread_cond_wait(&r.cond, &r.lock);
+	bench_gate_wait_all(&r.gate, created);
 	for (unsigned int t = 0; t < created; t++)
 		if (ws[t].err)
-			r.abort = true;
+			r.gate.abort = true;
 	if (created < cfg->threads)
-		r.abort = true;
-	r.go = !r.abort;
-	pthread_cond_broadcast(&r.cond);
-	pthread_mutex_unlock(&r.lock);
+		r.gate.abort = true;
+	bench_gate_release(&r.gate);
 
 	for (unsigned int t = 0; t < created; t++)
 		pthread_join(ws[t].tid, NULL);
@@ -526,8 +503,7 @@ static int run_rep(const struct alloc_cfg *cfg, struct worker *ws, unsigned int 
 		}
 	}
 
-	pthread_cond_destroy(&r.cond);
-	pthread_mutex_destroy(&r.lock);
+	bench_gate_destroy(&r.gate);
 	iovaq_cache_destroy(r.c);
 	iovaq_space_destroy(r.sp);
 	return ret;
@@ -690,12 +666,6 @@ static const char *const csv_head[] = {
 	"ns_per_op", "ns_per_op_min", "ns_per_op_max", "mops_per_s", "speedup", "speedup_vs",
 	"version", NULL,
 };
-
-static void emit_csv_head(FILE *f)
-{
-	for (unsigned int i = 0; csv_head[i]; i++)
-		bench_csv_field(f, csv_head[i], !csv_head[i + 1]);
-}
 
 static void emit_csv(const struct alloc_result *r, FILE *f)
 {
@@ -936,7 +906,7 @@ static void emit_one(const struct alloc_result *r, enum bench_format fmt, bool c
 		emit_json(r, stdout);
 	else if (fmt == BENCH_FMT_CSV) {
 		if (!csv_head_done)
-			emit_csv_head(stdout);
+			bench_csv_head(stdout, csv_head);
 		emit_csv(r, stdout);
 	}
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #define BENCH_PROG "iovaq-bench"
@@ -224,6 +225,30 @@ void bench_json_raw(struct bench_json *j, const char *key, const char *text);
 
 /* One CSV field: quoted only when it contains a comma, a quote or a newline (RFC 4180). */
 void bench_csv_field(FILE *f, const char *s, bool last);
+/*
+ * Start gate: workers wait at it, filled and warm, until the main thread has seen them all and
+ * releases them together (or aborts the run).
+ */
+struct bench_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned int ready;	/* workers at the gate; under @lock */
+	bool go;		/* under @lock */
+	bool abort;		/* under @lock */
+};
+
+void bench_gate_init(struct bench_gate *g);
+void bench_gate_destroy(struct bench_gate *g);
+/* Worker: arrive and wait for the release; true to run, false if the run was aborted. */
+bool bench_gate_arrive(struct bench_gate *g);
+/* Main: wait until @n workers arrived; returns with @g->lock held (set @g->abort as needed). */
+void bench_gate_wait_all(struct bench_gate *g, unsigned int n);
+/* Main, lock held: release the workers (go unless aborted) and drop the lock. */
+void bench_gate_release(struct bench_gate *g);
+
+/* Write a CSV header line from a NULL-terminated list of column names. */
+void bench_csv_head(FILE *f, const char *const *names);
+
 
 /* ---- subcommands ----------------------------------------------------------------------- */
 

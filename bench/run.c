@@ -257,10 +257,7 @@ struct ctx {
 	bool arenas;
 	struct worker *ws;
 
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned int ready;
-	bool go, abort;
+	struct bench_gate gate;
 };
 
 static __attribute__((format(printf, 3, 4), cold, noinline)) int
@@ -1002,20 +999,6 @@ static void wl_teardown(struct worker *w)
 
 /* ---- threads ------------------------------------------------------------------------------ */
 
-static bool gate_arrive(struct ctx *c)
-{
-	bool go;
-
-	pthread_mutex_lock(&c->lock);
-	c->ready++;
-	pthread_cond_broadcast(&c->cond);
-	while (!c->go && !c->abort)
-		pthread_cond_wait(&c->cond, &c->lock);
-	go = c->go;
-	pthread_mutex_unlock(&c->lock);
-	return go;
-}
-
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -1023,7 +1006,7 @@ static void *worker_main(void *arg)
 
 	w->pin_err = bench_pin_self(w->cpu);
 	err = wl_fill(w);
-	if (gate_arrive(w->c) && !err) {
+	if (bench_gate_arrive(&w->c->gate) && !err) {
 		w->t0 = bench_now_ns();
 		bench_run_ops(w, w->c->cfg->ops);
 		w->t1 = bench_now_ns();
@@ -1209,8 +1192,8 @@ static int run_rep(struct ctx *c, struct rep_result *rr)
 		iovaq_backend_close(c->be);
 		return ret;
 	}
-	c->ready = 0;
-	c->go = c->abort = false;
+	c->gate.ready = 0;
+	c->gate.go = c->gate.abort = false;
 	for (unsigned int t = 0; t < cfg->threads; t++)
 		worker_reset(&c->ws[t]);
 	for (unsigned int t = 0; t < cfg->threads; t++) {
@@ -1224,15 +1207,13 @@ static int run_rep(struct ctx *c, struct rep_result *rr)
 	}
 
 	/* All rings filled: snapshot the counters and release the workers together. */
-	pthread_mutex_lock(&c->lock);
-	while (c->ready < created)
-		pthread_cond_wait(&c->cond, &c->lock);
+	bench_gate_wait_all(&c->gate, created);
 	for (unsigned int t = 0; t < created; t++)
 		if (c->ws[t].err)
-			c->abort = true;
+			c->gate.abort = true;
 	if (created < cfg->threads)
-		c->abort = true;
-	if (!c->abort) {
+		c->gate.abort = true;
+	if (!c->gate.abort) {
 		iovaq_domain_get_stats(c->dom, &st0);
 		if (c->sim)
 			iovaq_sim_reset_counters(c->sim);
@@ -1241,15 +1222,13 @@ static int run_rep(struct ctx *c, struct rep_result *rr)
 			c->ws[t].arenas_reserved = 0;
 		}
 	}
-	c->go = !c->abort;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
+	bench_gate_release(&c->gate);
 	for (unsigned int t = 0; t < created; t++)
 		pthread_join(c->ws[t].tid, NULL);
 
 	/* The queue's last entries: invalidated inside the timed region. */
 	ts = bench_now_ns();
-	err = c->go ? iovaq_domain_sync(c->dom) : 0;
+	err = c->gate.go ? iovaq_domain_sync(c->dom) : 0;
 	rr->sync_ns = bench_now_ns() - ts;
 	if (err && !ret)
 		ret = bench_error("iovaq_domain_sync after the timed ops: %s (%d)",
@@ -1271,7 +1250,7 @@ static int run_rep(struct ctx *c, struct rep_result *rr)
 		rr->pool_syncs += w->pool_syncs;
 		rr->arenas_reserved += w->arenas_reserved;
 	}
-	if (!ret && !c->go)
+	if (!ret && !c->gate.go)
 		ret = bench_error("the workers did not start");
 	if (!ret) {
 		rr->wall_ns = t1 - t0 + rr->sync_ns;
@@ -1349,8 +1328,7 @@ static int run_one(const struct run_cfg *cfg, struct run_result *res)
 		ret = bench_error("out of memory");
 		goto out;
 	}
-	pthread_mutex_init(&c.lock, NULL);
-	pthread_cond_init(&c.cond, NULL);
+	bench_gate_init(&c.gate);
 	for (; made < cfg->threads && !ret; made++)
 		ret = worker_alloc(&c, &c.ws[made], made, max_reach_default());
 	if (ret)
@@ -1386,8 +1364,7 @@ static int run_one(const struct run_cfg *cfg, struct run_result *res)
 	}
 	res->r = reps[med];
 out_sync:
-	pthread_cond_destroy(&c.cond);
-	pthread_mutex_destroy(&c.lock);
+	bench_gate_destroy(&c.gate);
 out:
 	for (unsigned int t = 0; t < made; t++)
 		worker_free(&c.ws[t]);
@@ -1602,8 +1579,7 @@ static void emit_csv(const struct run_result *res, FILE *f)
 	unsigned int i = 0;
 
 	derive(res, &d);
-	for (unsigned int k = 0; csv_head[k]; k++)
-		bench_csv_field(f, csv_head[k], !csv_head[k + 1]);
+	bench_csv_head(f, csv_head);
 	snprintf(b[i++], 64, "%s", backend_names[c->backend]);
 	model_name(b[i++], 64, c);
 	snprintf(b[i++], 64, "%s", policy_names[c->pol]);

@@ -510,12 +510,6 @@ static const char *const csv_head[] = {
 	"modeled_ns_per_dma", "version", NULL,
 };
 
-static void emit_csv_head(FILE *f)
-{
-	for (unsigned int i = 0; csv_head[i]; i++)
-		bench_csv_field(f, csv_head[i], !csv_head[i + 1]);
-}
-
 static void emit_csv(const struct sim_result *r, FILE *f)
 {
 	const struct sim_cfg *c = &r->cfg;
@@ -848,7 +842,7 @@ int bench_sim_main(int argc, char **argv)
 				emit_json(&rs[n], stdout);
 			else if (fmt == BENCH_FMT_CSV) {
 				if (!n)
-					emit_csv_head(stdout);
+					bench_csv_head(stdout, csv_head);
 				emit_csv(&rs[n], stdout);
 			}
 			n++;

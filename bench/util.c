@@ -748,3 +748,50 @@ void bench_csv_field(FILE *f, const char *s, bool last)
 	}
 	fputc(last ? '\n' : ',', f);
 }
+
+void bench_gate_init(struct bench_gate *g)
+{
+	memset(g, 0, sizeof(*g));
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+}
+
+void bench_gate_destroy(struct bench_gate *g)
+{
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
+}
+
+bool bench_gate_arrive(struct bench_gate *g)
+{
+	bool go;
+
+	pthread_mutex_lock(&g->lock);
+	g->ready++;
+	pthread_cond_broadcast(&g->cond);
+	while (!g->go && !g->abort)
+		pthread_cond_wait(&g->cond, &g->lock);
+	go = g->go;
+	pthread_mutex_unlock(&g->lock);
+	return go;
+}
+
+void bench_gate_wait_all(struct bench_gate *g, unsigned int n)
+{
+	pthread_mutex_lock(&g->lock);
+	while (g->ready < n)
+		pthread_cond_wait(&g->cond, &g->lock);
+}
+
+void bench_gate_release(struct bench_gate *g)
+{
+	g->go = !g->abort;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void bench_csv_head(FILE *f, const char *const *names)
+{
+	for (unsigned int i = 0; names[i]; i++)
+		bench_csv_field(f, names[i], !names[i + 1]);
+}
