@@ -333,8 +333,13 @@ IOVAQ_API int iovaq_domain_window(struct iovaq_domain *dom, struct iovaq_window_
 IOVAQ_API int iovaq_domain_json(struct iovaq_domain *dom, char *buf, size_t len);
 
 /**
- * iovaq_domain_cache() - the magazine cache of a domain (for its stats).
+ * iovaq_domain_cache() - the magazine cache of a domain.
  * @dom: the domain (not NULL).
+ *
+ * For its stats, and to withhold IOVAs from the domain: an IOVA allocated here directly is
+ * never handed out by iovaq_domain_map() until it is freed back here (iovaq-bench uses this to
+ * scatter a workload's IOVAs). Never free through it an IOVA the domain handed out.
+ *
  * Return: the cache; valid until the domain is destroyed.
  */
 IOVAQ_API struct iovaq_cache *iovaq_domain_cache(const struct iovaq_domain *dom);
