@@ -339,6 +339,7 @@ IOVAQ_API int iovaq_domain_json(struct iovaq_domain *dom, char *buf, size_t len)
  * For its stats, and to withhold IOVAs from the domain: an IOVA allocated here directly is
  * never handed out by iovaq_domain_map() until it is freed back here (iovaq-bench uses this to
  * scatter a workload's IOVAs). Never free through it an IOVA the domain handed out.
+ * iovaq_domain_check() knows no owner for such IOVAs and reports -EUCLEAN while they are held.
  *
  * Return: the cache; valid until the domain is destroyed.
  */
