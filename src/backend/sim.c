@@ -442,9 +442,15 @@ static void pt_free_covered(struct sim *s, struct ptab *t, iovaq_iova_t first,
 			    iovaq_iova_t last)
 {
 	uint64_t span = 1ull << level_shift(t->level);	/* bytes per entry of @t */
-	unsigned int i;
+	uint64_t t_last = t->base + (span * PT_ENTRIES - 1);
+	unsigned int i, lo, hi;
 
-	for (i = 0; i < PT_ENTRIES && t->level > 1; i++) {
+	if (t->level == 1 || first > t_last || last < t->base)
+		return;
+	/* Only the entries that intersect [first, last]: an unmap costs its range, not 512. */
+	lo = first > t->base ? pt_index(first, t->level) : 0;
+	hi = last < t_last ? pt_index(last, t->level) : PT_ENTRIES - 1;
+	for (i = lo; i <= hi; i++) {
 		struct pte *e = &t->e[i];
 		iovaq_iova_t b = t->base + (uint64_t)i * span, l = b + (span - 1);
 
