@@ -693,9 +693,7 @@ static void emit_csv(const struct alloc_result *r, FILE *f)
 		snprintf(b[i++], 64, "%s", r->speedup_vs);
 	}
 	snprintf(b[i++], 64, "%s", iovaq_version());
-	for (unsigned int k = 0; k < i; k++)
-		bench_csv_field(f, b[k], k + 1 == i);
-	fflush(f);
+	bench_csv_row(f, b, i);
 }
 
 /* The human-readable table; columns without content in any row are left out. */

@@ -248,6 +248,8 @@ void bench_gate_release(struct bench_gate *g);
 
 /* Write a CSV header line from a NULL-terminated list of column names. */
 void bench_csv_head(FILE *f, const char *const *names);
+/* Write one CSV row of @n cells (each a 64-byte string) and flush. */
+void bench_csv_row(FILE *f, char (*cells)[64], unsigned int n);
 
 
 /* ---- subcommands ----------------------------------------------------------------------- */

@@ -1608,9 +1608,7 @@ static void emit_csv(const struct run_result *res, FILE *f)
 	fmt_double(b[i++], 64, d.dev_ns_per_page);
 	fmt_double(b[i++], 64, d.cpu_ns_per_op);
 	snprintf(b[i++], 64, "%s", iovaq_version());
-	for (unsigned int k = 0; k < i; k++)
-		bench_csv_field(f, b[k], k + 1 == i);
-	fflush(f);
+	bench_csv_row(f, b, i);
 }
 
 /* "1.2 ms", "830 us", "95 ns": a duration with 2-3 significant digits. */

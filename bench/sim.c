@@ -531,9 +531,7 @@ static void emit_csv(const struct sim_result *r, FILE *f)
 	snprintf(b[i++], 64, "%.6g", r->walk_refs);
 	snprintf(b[i++], 64, "%.6g", r->ns);
 	snprintf(b[i++], 64, "%s", iovaq_version());
-	for (unsigned int k = 0; k < i; k++)
-		bench_csv_field(f, b[k], k + 1 == i);
-	fflush(f);
+	bench_csv_row(f, b, i);
 }
 
 static int emit_table(const struct sim_result *rs, unsigned int n, FILE *f)

@@ -795,3 +795,10 @@ void bench_csv_head(FILE *f, const char *const *names)
 	for (unsigned int i = 0; names[i]; i++)
 		bench_csv_field(f, names[i], !names[i + 1]);
 }
+
+void bench_csv_row(FILE *f, char (*cells)[64], unsigned int n)
+{
+	for (unsigned int k = 0; k < n; k++)
+		bench_csv_field(f, cells[k], k + 1 == n);
+	fflush(f);
+}
