@@ -309,19 +309,6 @@ static __attribute__((noinline)) int warm_ops(struct worker *w, uint64_t n)
 
 /* ---- workers ------------------------------------------------------------------------------ */
 
-/* The size mix of issue 2, as log2(granules). */
-static unsigned int draw_lg(struct bench_rng *rng)
-{
-	uint64_t p = bench_rng_below(rng, 100);
-
-	if (p < 70)
-		return 0;					/* 70%: 1 */
-	if (p < 85)
-		return 1 + (unsigned int)bench_rng_below(rng, 2);	/* 15%: 2, 4 */
-	if (p < 95)
-		return 3 + (unsigned int)bench_rng_below(rng, 3);	/* 10%: 8, 16, 32 */
-	return 6 + (unsigned int)bench_rng_below(rng, 3);	/* 5%: 64, 128, 256 */
-}
 
 /* PRNG streams of thread i: 2i for the fill, 2i + 1 for the op table. */
 static uint64_t fill_stream(unsigned int idx)
@@ -344,7 +331,7 @@ static int fill(struct worker *w)
 	w->head = 0;
 	w->pos = 0;
 	for (uint64_t i = 0; i < cfg->outstanding; i++) {
-		unsigned int lg = cfg->wl == WL_NIC_RX ? 0 : draw_lg(&rng);
+		unsigned int lg = cfg->wl == WL_NIC_RX ? 0 : bench_mixed_order(&rng);
 		iovaq_iova_t iova;
 		int err = direct ? op_alloc(true, w->run->sp, NULL, 1ULL << lg, &iova)
 				 : op_alloc(false, NULL, w->run->c, 1ULL << lg, &iova);
@@ -562,7 +549,7 @@ static int run_alloc(const struct alloc_cfg *cfg, struct alloc_result *res, cons
 			for (size_t k = 0; k < w->tab_len; k++) {
 				uint32_t slot = (uint32_t)bench_rng_below(&rng, cfg->outstanding);
 
-				w->tab[k] = slot << OP_LG_BITS | draw_lg(&rng);
+				w->tab[k] = slot << OP_LG_BITS | bench_mixed_order(&rng);
 			}
 		}
 	}

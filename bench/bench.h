@@ -95,6 +95,12 @@ static inline uint64_t bench_rng_next(struct bench_rng *r)
 /* Uniform in [0, @n), @n >= 1, without modulo bias. */
 uint64_t bench_rng_below(struct bench_rng *r, uint64_t n);
 
+/*
+ * One size of issue 2's "mixed" workload, as log2(granules): 70% 1, 15% {2, 4}, 10% {8, 16,
+ * 32}, 5% {64, 128, 256}, uniform within a bucket. Every subcommand's background churn uses it.
+ */
+unsigned int bench_mixed_order(struct bench_rng *r);
+
 /* ---- CPUs ------------------------------------------------------------------------------ */
 
 /* Number of CPUs this process may run on (its affinity mask), at least 1. */

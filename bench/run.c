@@ -510,18 +510,6 @@ static inline int dev_read(struct worker *w, iovaq_iova_t iova, uint32_t page)
 #define LG_MASK 0xfULL
 #define BG_PRECHURN 16
 
-static unsigned int bg_draw_lg(struct bench_rng *rng)
-{
-	uint64_t p = bench_rng_below(rng, 100);
-
-	if (p < 70)
-		return 0;
-	if (p < 85)
-		return 1 + (unsigned int)bench_rng_below(rng, 2);
-	if (p < 95)
-		return 3 + (unsigned int)bench_rng_below(rng, 3);
-	return 6 + (unsigned int)bench_rng_below(rng, 3);
-}
 
 static inline int bg_pair(struct worker *w)
 {
@@ -533,7 +521,7 @@ static inline int bg_pair(struct worker *w)
 	if (!w->nbg)
 		return 0;
 	s = &w->bg[bench_rng_below(&w->rng, w->nbg)];
-	lg = bg_draw_lg(&w->rng);
+	lg = bench_mixed_order(&w->rng);
 	err = iovaq_cache_alloc(w->bgc, 1ULL << lg, IOVAQ_LIMIT_NONE, &iova);
 	if (bench_unlikely(err))
 		return wfail(w, err, "iovaq_cache_alloc(%llu granules, background): %s (%d)",
@@ -553,7 +541,7 @@ static int bg_fill(struct worker *w)
 
 	w->bgc = iovaq_domain_cache(w->c->dom);
 	for (w->nbg = 0; w->nbg < want; w->nbg++) {
-		unsigned int lg = bg_draw_lg(&w->rng);
+		unsigned int lg = bench_mixed_order(&w->rng);
 		iovaq_iova_t iova;
 
 		err = iovaq_cache_alloc(w->bgc, 1ULL << lg, IOVAQ_LIMIT_NONE, &iova);

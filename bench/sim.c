@@ -98,19 +98,6 @@ struct sim_result {
 
 /* ---- background traffic ------------------------------------------------------------------- */
 
-/* The size mix of issue 2 as log2(granules), the same as alloc.c's "mixed". */
-static unsigned int draw_lg(struct bench_rng *rng)
-{
-	uint64_t p = bench_rng_below(rng, 100);
-
-	if (p < 70)
-		return 0;
-	if (p < 85)
-		return 1 + (unsigned int)bench_rng_below(rng, 2);
-	if (p < 95)
-		return 3 + (unsigned int)bench_rng_below(rng, 3);
-	return 6 + (unsigned int)bench_rng_below(rng, 3);
-}
 
 struct bg {
 	struct iovaq_cache *c;
@@ -122,7 +109,7 @@ struct bg {
 static int bg_fill(struct bg *b, const char **call)
 {
 	for (b->filled = 0; b->filled < BG_SLOTS; b->filled++) {
-		unsigned int lg = draw_lg(&b->rng);
+		unsigned int lg = bench_mixed_order(&b->rng);
 		iovaq_iova_t iova;
 		int err = iovaq_cache_alloc(b->c, 1ULL << lg, IOVAQ_LIMIT_NONE, &iova);
 
@@ -145,7 +132,7 @@ static int bg_pair(struct bg *b, const char **call)
 	if (!b->slot)
 		return 0;
 	s = &b->slot[bench_rng_below(&b->rng, BG_SLOTS)];
-	lg = draw_lg(&b->rng);
+	lg = bench_mixed_order(&b->rng);
 	err = iovaq_cache_alloc(b->c, 1ULL << lg, IOVAQ_LIMIT_NONE, &iova);
 	if (err) {
 		*call = "iovaq_cache_alloc (background)";

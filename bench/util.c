@@ -802,3 +802,16 @@ void bench_csv_row(FILE *f, char (*cells)[64], unsigned int n)
 		bench_csv_field(f, cells[k], k + 1 == n);
 	fflush(f);
 }
+
+unsigned int bench_mixed_order(struct bench_rng *r)
+{
+	uint64_t p = bench_rng_below(r, 100);
+
+	if (p < 70)
+		return 0;
+	if (p < 85)
+		return 1 + (unsigned int)bench_rng_below(r, 2);
+	if (p < 95)
+		return 3 + (unsigned int)bench_rng_below(r, 3);
+	return 6 + (unsigned int)bench_rng_below(r, 3);
+}

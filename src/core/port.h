@@ -8,14 +8,14 @@
  *
  *  - iovaq_lock_t, iovaq_lock_init/_destroy/_lock/_unlock: a short, non-recursive lock held
  *    for O(log n) work at most (or one magazine's worth of frees);
- *  - IOVAQ_READ_ONCE/IOVAQ_WRITE_ONCE (relaxed, untorn), iovaq_atomic_* (sequentially
- *    consistent read-modify-write on uint64_t);
+ *  - IOVAQ_READ_ONCE/IOVAQ_WRITE_ONCE (relaxed, untorn), iovaq_atomic_add (a relaxed
+ *    counter add) and iovaq_atomic_inc_return (sequentially consistent), on uint64_t;
  *  - iovaq_cpu_id() (the CPU the caller runs on now; may change right after) and
  *    iovaq_ncpus() (number of configured CPUs);
  *  - iovaq_now_ns() (monotonic nanoseconds);
- *  - iovaq_memset/iovaq_memcpy/iovaq_memcmp, iovaq_sort (heap or quick sort), iovaq_snprintf;
- *  - IOVAQ_THREAD_FRONT: 1 where per-thread storage and thread-exit callbacks exist
- *    (userspace); the kernel uses per-CPU data with preemption disabled instead.
+ *  - iovaq_memset/iovaq_memcpy/iovaq_memmove, iovaq_sort, iovaq_snprintf;
+ *  - IOVAQ_TLS, iovaq_once and thread-exit callbacks (the cache's per-thread fronts); a
+ *    kernel port must give the fronts per-CPU storage with preemption disabled instead.
  */
 #ifndef IOVAQ_PORT_H
 #define IOVAQ_PORT_H
@@ -38,7 +38,6 @@
 #define IOVAQ_WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 #define iovaq_atomic_add(p, v) ((void)__atomic_fetch_add((p), (v), __ATOMIC_RELAXED))
 #define iovaq_atomic_inc_return(p) (__atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST))
-#define iovaq_load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 
 /*
  * Increment a counter that only its owner writes but others may read at any time (with

@@ -73,7 +73,6 @@ static inline uint64_t iovaq_now_ns(void)
 
 #define iovaq_memset memset
 #define iovaq_memcpy memcpy
-#define iovaq_memcmp memcmp
 #define iovaq_memmove memmove
 #define iovaq_snprintf snprintf
 
@@ -88,7 +87,6 @@ static inline void iovaq_sort(void *base, size_t n, size_t size,
  * Per-thread storage with an exit callback. The core keeps one pointer per thread (its list
  * of per-thread cache fronts) and asks to be called when the thread exits.
  */
-#define IOVAQ_THREAD_FRONT 1
 #define IOVAQ_TLS __thread __attribute__((tls_model("initial-exec")))
 
 /**
