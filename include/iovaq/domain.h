@@ -229,7 +229,8 @@ IOVAQ_API int iovaq_domain_poll(struct iovaq_domain *dom, uint64_t *cookies, siz
  * @unsafe_reuse: releases whose buffer went back to the caller before t_safe (every deferred
  *	and passthrough unmap).
  * @violations: releases whose window exceeded max_window_ns, plus releases that made the
- *	reachable pages exceed max_reachable_pages. Must stay 0.
+ *	reachable pages exceed max_reachable_pages (except one release larger than that bound
+ *	by itself, which nothing could prevent; it is flushed at once). Must stay 0.
  * @max_window_ns: the bound in force.
  * @max_reachable_pages: the bound in force.
  */
