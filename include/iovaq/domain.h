@@ -56,6 +56,29 @@ enum iovaq_flusher {
 	IOVAQ_FLUSHER_THREAD = 1,
 };
 
+/*
+ * How the invalidation queue is laid out (Linux's dma-iommu makes the same choice: per-CPU
+ * queues natively, one large queue when a hypervisor shadows every flush).
+ */
+enum iovaq_ring_layout {
+	/* Shared when the backend reports caching mode or a flush costing more than
+	 * IOVAQ_DOMAIN_PERCPU_MAX_FLUSH_NS, per-CPU otherwise. */
+	IOVAQ_RING_AUTO = 0,
+	/* One ring for all threads: the longest batches, one lock for every release. */
+	IOVAQ_RING_SHARED = 1,
+	/* One ring per CPU (at most 64): a release takes only its CPU's ring lock; a flush
+	 * drains them all at once. */
+	IOVAQ_RING_PERCPU = 2,
+};
+
+/* Domain flags (struct iovaq_domain_opts.flags). */
+/* Measure the CPU time of allocation, backend map and unmap, planning and flushes
+ * (struct iovaq_domain_stats.time_*): two clock reads per measured step. */
+#define IOVAQ_DOMAIN_TIMING (1u << 0)
+
+/* A flush estimated (cost_flush_ns) above this makes IOVAQ_RING_AUTO pick one shared ring. */
+#define IOVAQ_DOMAIN_PERCPU_MAX_FLUSH_NS 10000ull
+
 #define IOVAQ_DOMAIN_DEFAULT_MAX_WINDOW_NS 10000000ull	/* 10 ms, Linux's per-CPU FQ timeout */
 #define IOVAQ_DOMAIN_DEFAULT_MAX_REACHABLE 4096ull	/* pages (16 MiB with 4 KiB pages) */
 #define IOVAQ_DOMAIN_DEFAULT_DOMAIN_THRESHOLD 512ull	/* granules per flush (Arm SMMUv3) */
@@ -80,9 +103,10 @@ typedef void (*iovaq_complete_fn)(void *arg, uint64_t cookie);
  *	the domain, and its mappings should be made only through this domain.
  * @policy: an enum iovaq_policy (default strict).
  * @flusher: an enum iovaq_flusher (default inline).
- * @ring_entries: capacity of the invalidation queue (default 4096, or 32768 when the backend
- *	reports caching mode: Linux's choice of one large queue where a hypervisor shadows
- *	each flush).
+ * @ring_entries: capacity of the invalidation queue, all rings together (default 4096, or
+ *	32768 when the backend reports caching mode: Linux's choice of one large queue where a
+ *	hypervisor shadows each flush). Per-CPU rings split it evenly (at least 64 each).
+ * @ring_layout: an enum iovaq_ring_layout (default IOVAQ_RING_AUTO).
  * @max_window_ns: bound on every release's window (default 10 ms).
  * @max_reachable_pages: bound on reachable pages (default 4096).
  * @domain_threshold: granules per flush above which one domain-wide command may replace the
@@ -101,6 +125,7 @@ typedef void (*iovaq_complete_fn)(void *arg, uint64_t cookie);
  *	invalidation. 0 (default) turns it off. Its window runs from the unmap until the
  *	mapping is really invalidated, or until it is mapped again.
  * @teardown_entries: at most this many buffers kept so (default 256 when @teardown_ns is set).
+ * @flags: IOVAQ_DOMAIN_* flags; unknown bits are -EINVAL.
  */
 struct iovaq_domain_opts {
 	size_t sz;
@@ -108,7 +133,7 @@ struct iovaq_domain_opts {
 	uint32_t policy;
 	uint32_t flusher;
 	uint32_t ring_entries;
-	uint32_t reserved0;
+	uint32_t ring_layout;
 	uint64_t max_window_ns;
 	uint64_t max_reachable_pages;
 	uint64_t domain_threshold;
@@ -120,6 +145,7 @@ struct iovaq_domain_opts {
 	const struct iovaq_alloc_hooks *hooks;
 	uint64_t teardown_ns;
 	uint64_t teardown_entries;
+	uint64_t flags;
 };
 
 /**
@@ -277,6 +303,12 @@ struct iovaq_window_report {
  * @completions: safe-deferred cookies delivered (callback or poll).
  * @teardown_hits: maps served by optimistic teardown (no map, no invalidation).
  * @teardown_evictions: kept mappings really unmapped (age or count).
+ * @rings: invalidation rings in use (1 for the shared layout).
+ * @time_alloc_ns: with IOVAQ_DOMAIN_TIMING, ns spent allocating IOVAs (cache and tree).
+ * @time_map_ns: ... in the backend's map calls.
+ * @time_unmap_ns: ... in the backend's unmap calls.
+ * @time_plan_ns: ... planning flushes (merge, widen, tile, choose).
+ * @time_flush_ns: ... in the backend's flush calls (submission and wait).
  */
 struct iovaq_domain_stats {
 	size_t sz;
@@ -303,6 +335,12 @@ struct iovaq_domain_stats {
 	uint64_t completions;
 	uint64_t teardown_hits;
 	uint64_t teardown_evictions;
+	uint64_t rings;
+	uint64_t time_alloc_ns;
+	uint64_t time_map_ns;
+	uint64_t time_unmap_ns;
+	uint64_t time_plan_ns;
+	uint64_t time_flush_ns;
 };
 
 /**

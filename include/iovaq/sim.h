@@ -193,6 +193,8 @@ IOVAQ_API int iovaq_sim_dma(struct iovaq_sim *sim, iovaq_iova_t iova, void *buf,
  * @cpu_map_ns: modelled CPU time of maps (traps included).
  * @cpu_unmap_ns: modelled CPU time of unmaps.
  * @cpu_flush_ns: modelled CPU time of flushes (submission, wait, traps, re-walks).
+ * @cpu_flush_submit_ns: of @cpu_flush_ns, queueing the commands (traps and re-walks included).
+ * @cpu_flush_wait_ns: of @cpu_flush_ns, waiting for their completion.
  */
 struct iovaq_sim_counters {
 	size_t sz;
@@ -219,6 +221,8 @@ struct iovaq_sim_counters {
 	uint64_t cpu_map_ns;
 	uint64_t cpu_unmap_ns;
 	uint64_t cpu_flush_ns;
+	uint64_t cpu_flush_submit_ns;
+	uint64_t cpu_flush_wait_ns;
 };
 
 /**

@@ -916,7 +916,7 @@ static void inval_range(struct sim *s, iovaq_iova_t first, iovaq_iova_t last, in
 static int sim_flush(struct iovaq_backend *be, const struct iovaq_inval *cmds, size_t n)
 {
 	struct sim *s = to_sim(be);
-	uint64_t ns = s->cost.inval_wait_ns;
+	uint64_t ns = 0;
 	size_t i;
 	int err;
 
@@ -950,7 +950,9 @@ static int sim_flush(struct iovaq_backend *be, const struct iovaq_inval *cmds, s
 		}
 	}
 	s->c.flushes++;
-	s->c.cpu_flush_ns += ns;
+	s->c.cpu_flush_submit_ns += ns;
+	s->c.cpu_flush_wait_ns += s->cost.inval_wait_ns;
+	s->c.cpu_flush_ns += ns + s->cost.inval_wait_ns;
 out:
 	iovaq_unlock(&s->lock);
 	return err;

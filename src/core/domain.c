@@ -86,6 +86,9 @@ struct iovaq_arena {
 #define HIST_SUB 8
 #define HIST_BUCKETS (16 + (64 - 4) * HIST_SUB)
 
+/* Timed steps (IOVAQ_DOMAIN_TIMING), in the order of struct iovaq_domain_stats.time_*. */
+enum { TM_ALLOC, TM_MAP, TM_UNMAP, TM_PLAN, TM_FLUSH, TM_NR };
+
 struct iovaq_domain {
 	/* Constant after creation. */
 	struct iovaq_backend *be;
@@ -130,7 +133,21 @@ struct iovaq_domain {
 	int stop;
 
 	uint64_t metadata_bytes;
+	uint32_t timing;		/* IOVAQ_DOMAIN_TIMING */
+	uint64_t tm[TM_NR];		/* time_* counters (atomic adds) */
 };
+
+/* Start timing a step: 0 when timing is off. */
+static inline uint64_t tm_start(const struct iovaq_domain *d)
+{
+	return d->timing ? iovaq_now_ns() : 0;
+}
+
+static inline void tm_end(struct iovaq_domain *d, unsigned int step, uint64_t t0)
+{
+	if (d->timing)
+		iovaq_atomic_add(&d->tm[step], iovaq_now_ns() - t0);
+}
 
 /* ---- window account --------------------------------------------------------------------- */
 
@@ -369,7 +386,7 @@ static long plan(struct iovaq_domain *d, struct prange *r, size_t n, uint64_t ma
 static int invalidate(struct iovaq_domain *d, struct prange *r, size_t n, uint64_t *ncmds)
 {
 	struct iovaq_inval small[16], *cmds = NULL;
-	uint64_t mapped;
+	uint64_t mapped, t0;
 	long k, i;
 	int err;
 
@@ -378,10 +395,14 @@ static int invalidate(struct iovaq_domain *d, struct prange *r, size_t n, uint64
 	iovaq_lock(&d->lock);
 	mapped = d->st.mapped_pages;
 	iovaq_unlock(&d->lock);
+	t0 = tm_start(d);
 	k = plan(d, r, n, mapped, small, IOVAQ_ARRAY_SIZE(small), &cmds);
+	tm_end(d, TM_PLAN, t0);
 	if (k < 0)
 		return (int)k;
+	t0 = tm_start(d);
 	err = iovaq_backend_flush(d->be, cmds, (size_t)k);
+	tm_end(d, TM_FLUSH, t0);
 	if (!err && ncmds)
 		*ncmds = (uint64_t)k;
 	if (!err) {
@@ -882,7 +903,7 @@ static int kept_reuse(struct iovaq_domain *d, void *buf, uint64_t pages, unsigne
 int iovaq_domain_map(struct iovaq_domain *d, void *buf, size_t len, unsigned int prot,
 		     iovaq_iova_t limit, iovaq_iova_t *iova)
 {
-	uint64_t pages;
+	uint64_t pages, t0;
 	iovaq_iova_t v;
 	int err;
 
@@ -914,15 +935,21 @@ int iovaq_domain_map(struct iovaq_domain *d, void *buf, size_t len, unsigned int
 		if (!kept_reuse(d, buf, pages, prot, iova))
 			return 0;
 	}
+	t0 = tm_start(d);
 	err = iovaq_cache_alloc(d->cache, pages, limit, &v);
+	tm_end(d, TM_ALLOC, t0);
 	if (err == -ENOSPC && queue_nonempty(d)) {
 		/* QUEUED and kept ranges come back only through a flush. */
 		kept_evict_due(d, 1);
 		flush_queue(d, FR_NOSPC);
+		t0 = tm_start(d);
 		err = iovaq_cache_alloc(d->cache, pages, limit, &v);
+		tm_end(d, TM_ALLOC, t0);
 	}
 	if (!err) {
+		t0 = tm_start(d);
 		err = iovaq_backend_map(d->be, v, buf, len, prot);
+		tm_end(d, TM_MAP, t0);
 		if (err)
 			iovaq_cache_free(d->cache, v, pages);	/* never mapped: safe at once */
 	}
@@ -963,7 +990,7 @@ int iovaq_domain_map(struct iovaq_domain *d, void *buf, size_t len, unsigned int
 
 int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, uint64_t cookie)
 {
-	uint64_t t_release = iovaq_now_ns(), pages;
+	uint64_t t_release = iovaq_now_ns(), pages, t0;
 	struct iovaq_imap_ent *e;
 	struct qent q;
 	uint64_t val;
@@ -1001,7 +1028,9 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 	if (d->teardown_ns && !kept_keep(d, iova, buf, pages, (unsigned int)(val >> PROT_SHIFT),
 					 t_release))
 		return 0;
+	t0 = tm_start(d);
 	ret = iovaq_backend_unmap(d->be, iova, len);
+	tm_end(d, TM_UNMAP, t0);
 	if (ret < 0) {
 		/* Nothing changed: put the record back (removal never shrinks, so this fits). */
 		iovaq_lock(&d->lock);
@@ -1082,6 +1111,7 @@ int iovaq_domain_poll(struct iovaq_domain *d, uint64_t *cookies, size_t max)
 
 int iovaq_domain_get_stats(struct iovaq_domain *d, struct iovaq_domain_stats *st)
 {
+	struct iovaq_domain_stats all;
 	size_t sz;
 	int err;
 
@@ -1093,8 +1123,14 @@ int iovaq_domain_get_stats(struct iovaq_domain *d, struct iovaq_domain_stats *st
 		return err;
 	sz = st->sz < sizeof(d->st) ? st->sz : sizeof(d->st);
 	iovaq_lock(&d->lock);
-	iovaq_memcpy(st, &d->st, sz);
+	all = d->st;
 	iovaq_unlock(&d->lock);
+	all.time_alloc_ns = IOVAQ_READ_ONCE(d->tm[TM_ALLOC]);
+	all.time_map_ns = IOVAQ_READ_ONCE(d->tm[TM_MAP]);
+	all.time_unmap_ns = IOVAQ_READ_ONCE(d->tm[TM_UNMAP]);
+	all.time_plan_ns = IOVAQ_READ_ONCE(d->tm[TM_PLAN]);
+	all.time_flush_ns = IOVAQ_READ_ONCE(d->tm[TM_FLUSH]);
+	iovaq_memcpy(st, &all, sz);
 	st->sz = sz;
 	return 0;
 }
@@ -1146,7 +1182,9 @@ int iovaq_domain_json(struct iovaq_domain *d, char *buf, size_t len)
 		"\"inval_domain_cmds\":%llu,\"inval_leaf_cmds\":%llu,\"invalidated_pages\":%llu,"
 		"\"flush_full\":%llu,\"flush_age\":%llu,\"flush_reachable\":%llu,"
 		"\"flush_sync\":%llu,\"flush_nospc\":%llu,\"flush_strict\":%llu,"
-		"\"completions\":%llu},\"window\":{\"releases\":%llu,\"released_pages\":%llu,"
+		"\"completions\":%llu,\"teardown_hits\":%llu,\"teardown_evictions\":%llu,"
+		"\"rings\":%llu,\"time_ns\":{\"alloc\":%llu,\"map\":%llu,\"unmap\":%llu,"
+		"\"plan\":%llu,\"flush\":%llu}},\"window\":{\"releases\":%llu,\"released_pages\":%llu,"
 		"\"window_ns\":{\"p50\":%llu,\"p99\":%llu,\"p999\":%llu,\"max\":%llu},"
 		"\"exposure_page_ns\":%llu,\"reachable_pages\":%llu,\"reachable_pages_max\":%llu,"
 		"\"unsafe_reuse\":%llu,\"violations\":%llu,\"max_window_ns\":%llu,"
@@ -1162,7 +1200,11 @@ int iovaq_domain_json(struct iovaq_domain *d, char *buf, size_t len)
 		(unsigned long long)s.flush_full, (unsigned long long)s.flush_age,
 		(unsigned long long)s.flush_reachable, (unsigned long long)s.flush_sync,
 		(unsigned long long)s.flush_nospc, (unsigned long long)s.flush_strict,
-		(unsigned long long)s.completions, (unsigned long long)w.releases,
+		(unsigned long long)s.completions, (unsigned long long)s.teardown_hits,
+		(unsigned long long)s.teardown_evictions, (unsigned long long)s.rings,
+		(unsigned long long)s.time_alloc_ns, (unsigned long long)s.time_map_ns,
+		(unsigned long long)s.time_unmap_ns, (unsigned long long)s.time_plan_ns,
+		(unsigned long long)s.time_flush_ns, (unsigned long long)w.releases,
 		(unsigned long long)w.released_pages, (unsigned long long)w.window_p50_ns,
 		(unsigned long long)w.window_p99_ns, (unsigned long long)w.window_p999_ns,
 		(unsigned long long)w.window_max_ns, (unsigned long long)w.exposure_page_ns,
@@ -1650,7 +1692,8 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 		return err;
 	if (!o->backend || IOVAQ_OPTS_GET(o, policy, 0) >= IOVAQ_POLICY_NR ||
 	    IOVAQ_OPTS_GET(o, flusher, 0) > IOVAQ_FLUSHER_THREAD ||
-	    IOVAQ_OPTS_GET(o, reserved0, 0) ||
+	    IOVAQ_OPTS_GET(o, ring_layout, 0) > IOVAQ_RING_PERCPU ||
+	    (IOVAQ_OPTS_GET(o, flags, 0) & ~(uint64_t)IOVAQ_DOMAIN_TIMING) ||
 	    (IOVAQ_OPTS_GET(o, n_reserved, 0) && !IOVAQ_OPTS_GET(o, reserved, NULL)) ||
 	    IOVAQ_OPTS_GET(o, ring_entries, 0) > (1u << 24) ||
 	    (IOVAQ_OPTS_GET(o, teardown_ns, 0) &&
@@ -1679,6 +1722,7 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 	d->granule = d->caps.granule;
 	d->shift = iovaq_ilog2(d->granule);
 	d->needs_flush = !(d->caps.flags & IOVAQ_CAP_UNMAP_INVALIDATES);
+	d->timing = !!(IOVAQ_OPTS_GET(o, flags, 0) & IOVAQ_DOMAIN_TIMING);
 	d->teardown_ns = IOVAQ_OPTS_GET(o, teardown_ns, 0);
 	d->teardown_max = IOVAQ_OPTS_GET(o, teardown_entries, 0) ?: 256;
 	ring = IOVAQ_OPTS_GET(o, ring_entries, 0);

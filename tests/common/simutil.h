@@ -298,6 +298,8 @@ static const struct tu_counter_field tu_counter_fields[] = {
 	TU_CF(cpu_map_ns),
 	TU_CF(cpu_unmap_ns),
 	TU_CF(cpu_flush_ns),
+	TU_CF(cpu_flush_submit_ns),
+	TU_CF(cpu_flush_wait_ns),
 };
 #undef TU_CF
 

@@ -1209,7 +1209,9 @@ Test(bad_input, create)
 	BAD(policy, IOVAQ_POLICY_NR, -EINVAL);
 	BAD(policy, 0x80000000u, -EINVAL);
 	BAD(flusher, 2, -EINVAL);
-	BAD(reserved0, 1, -EINVAL);
+	BAD(ring_layout, IOVAQ_RING_PERCPU + 1, -EINVAL);
+	BAD(flags, 2, -EINVAL);
+	BAD(flags, 1ull << 63, -EINVAL);
 	BAD(n_reserved, 1, -EINVAL); /* reserved NULL */
 	BAD(ring_entries, (1u << 24) + 1, -EINVAL);
 	BAD(hooks, &nohooks, -EINVAL);

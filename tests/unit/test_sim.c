@@ -1410,6 +1410,9 @@ Test(sim_cost, native_flush)
 	EXPECT_OK(iovaq_backend_flush(be, &c[2], 1));
 	k = tu_counters(s);
 	cr_assert_eq(k.cpu_flush_ns, 23000 + 21000);
+	/* The wait is per call, the submission per command. */
+	cr_assert_eq(k.cpu_flush_wait_ns, 2 * 20000);
+	cr_assert_eq(k.cpu_flush_submit_ns, 4 * 1000);
 	cr_assert_eq(k.flushes, 2);
 	cr_assert_eq(k.inval_cmds[IOVAQ_INVAL_PAGES], 2);
 	cr_assert_eq(k.inval_cmds[IOVAQ_INVAL_DOMAIN], 2);
@@ -1441,6 +1444,9 @@ Test(sim_cost, caching_mode_flush)
 	expect = 20000 + 2 * 1000 + 2 * 500000 + 4 * 7 + 10 * 7; /* 1,022,098 */
 	cr_assert_eq(k.cpu_flush_ns, expect, "cpu_flush_ns %" PRIu64 ", expected %" PRIu64,
 		     k.cpu_flush_ns, expect);
+	/* Traps and re-walks are part of submitting the commands. */
+	cr_assert_eq(k.cpu_flush_wait_ns, 20000);
+	cr_assert_eq(k.cpu_flush_submit_ns, expect - 20000);
 
 	/* A wide page-selective command pays for its whole range; domain for mapped pages. */
 	c[0] = tu_inval_pages(0, 18, 0);
