@@ -64,10 +64,10 @@ enum iovaq_ring_layout {
 	/* Shared when the backend reports caching mode or a flush costing more than
 	 * IOVAQ_DOMAIN_PERCPU_MAX_FLUSH_NS, per-CPU otherwise. */
 	IOVAQ_RING_AUTO = 0,
-	/* One ring for all threads: the longest batches, one lock for every release. */
+	/* One ring for all threads: the longest batches; every release takes its lock. */
 	IOVAQ_RING_SHARED = 1,
-	/* One ring per CPU (at most 64): a release takes only its CPU's ring lock; a flush
-	 * drains them all at once. */
+	/* One ring per CPU (at most 64, none smaller than 64 entries): a release takes only
+	 * its CPU's ring lock; one flush drains every ring, whichever ring filled or aged. */
 	IOVAQ_RING_PERCPU = 2,
 };
 
@@ -105,7 +105,9 @@ typedef void (*iovaq_complete_fn)(void *arg, uint64_t cookie);
  * @flusher: an enum iovaq_flusher (default inline).
  * @ring_entries: capacity of the invalidation queue, all rings together (default 4096, or
  *	32768 when the backend reports caching mode: Linux's choice of one large queue where a
- *	hypervisor shadows each flush). Per-CPU rings split it evenly (at least 64 each).
+ *	hypervisor shadows each flush). Per-CPU rings split it evenly, with fewer rings than
+ *	CPUs if a ring would hold fewer than 64 entries. A ring that is full when its flush
+ *	fails grows (doubles) rather than drop a release.
  * @ring_layout: an enum iovaq_ring_layout (default IOVAQ_RING_AUTO).
  * @max_window_ns: bound on every release's window (default 10 ms).
  * @max_reachable_pages: bound on reachable pages (default 4096).
@@ -286,7 +288,8 @@ struct iovaq_window_report {
  * @unmap_errors: failed unmaps.
  * @mapped_pages: granules mapped now.
  * @queued_pages: granules QUEUED now.
- * @queued_entries_max: the fullest the queue has been.
+ * @queued_entries_max: the fullest the queue has been (per-CPU rings: the sum of each ring's
+ *	fullest, an upper bound).
  * @flushes: flushes that completed.
  * @flush_errors: flushes that failed.
  * @last_flush_error: the latest flush error (negative errno), 0 if none.

@@ -4,17 +4,23 @@
  * See include/iovaq/domain.h for the contract and DESIGN.md §1, §2, §4 for the model.
  *
  * Locking, outermost first:
- *   flush_lock   one flush of the queue at a time (it alone advances @head);
- *   lock         the mapping table, the queue's slots and counters, stats and window;
+ *   flush_lock   one flush of the queue at a time (it alone advances a ring's @head);
+ *   lock         the mapping table, stats, the window account, kept mappings, completions;
+ *   qring.lock   one ring's slots and counters; several are taken only in index order, and
+ *                no other lock is taken while one is held;
  *   cache/space  their own locks, never taken with @lock held except for reads of stats.
  * Backend calls run without @lock (a backend is thread-safe and may block).
  *
- * Queue (after dma-iommu.c's flush queue): a ring of entries tagged with the flush generation
- * current at enqueue. A flush snapshots the entries present when it starts, invalidates them
- * without holding @lock, and only then (t_safe) returns their IOVAs to the cache and hands
- * back safe-deferred cookies. Entries queued meanwhile wait for the next flush. A QUEUED entry
- * never reaches the cache before the flush covering it succeeded; a failed flush leaves all of
- * its entries queued.
+ * Queue (after dma-iommu.c's flush queue): one shared ring, or one ring per CPU, of entries
+ * tagged with the flush generation current at enqueue. A flush snapshots the entries of every
+ * ring present when it starts, invalidates them without a lock, and only then (t_safe)
+ * returns their IOVAs to the cache and hands back safe-deferred cookies. Entries queued
+ * meanwhile wait for the next flush. A QUEUED entry never reaches the cache before the flush
+ * covering it succeeded; a failed flush leaves all of its entries queued.
+ *
+ * A release takes @lock once (its mapping record) and its ring's lock once. What every
+ * release must update beyond that is kept off @lock: the reachable-pages count, the bound's
+ * reservation, is an atomic; unsafe reuse and queued pages are counted per ring.
  */
 #include <iovaq/domain.h>
 #include <iovaq/space.h>
@@ -73,7 +79,7 @@ struct iovaq_arena {
 	uint64_t linked, unlinked;	/* pages in those states */
 	uint64_t seq;			/* syncs issued */
 	uint64_t safe_seq;		/* syncs safe (domain lock) */
-	uint64_t pending;		/* entries in the queue (domain lock) */
+	uint64_t pending;		/* entries in the queue (atomic) */
 	uint64_t t_unlink;		/* first unlink since the last sync */
 	int freed_tables;
 	struct iovaq_arena *next, *prev;	/* the domain's list (domain lock) */
@@ -88,6 +94,20 @@ struct iovaq_arena {
 
 /* Timed steps (IOVAQ_DOMAIN_TIMING), in the order of struct iovaq_domain_stats.time_*. */
 enum { TM_ALLOC, TM_MAP, TM_UNMAP, TM_PLAN, TM_FLUSH, TM_NR };
+
+/* One invalidation ring: a shared one, or one per CPU. */
+struct qring {
+	iovaq_lock_t lock;
+	struct qent *ent;
+	uint32_t cap, head, n;		/* n: READ_ONCE without the lock */
+	uint32_t n_max;			/* most entries held at once */
+	uint64_t t_oldest;		/* t_release of ent[head], or UINT64_MAX: READ_ONCE */
+	uint64_t pages;			/* granules of releases queued here */
+	uint64_t unsafe_reuse;		/* deferred releases queued here */
+} __attribute__((aligned(IOVAQ_CACHELINE)));
+
+#define MAX_RINGS 64
+#define MIN_RING_ENTRIES 64	/* per-CPU rings are not split smaller */
 
 struct iovaq_domain {
 	/* Constant after creation. */
@@ -115,10 +135,12 @@ struct iovaq_domain {
 	struct kept *kept_old, *kept_new;
 	uint64_t n_kept;
 	uint64_t teardown_ns, teardown_max;
-	struct qent *ring;
-	uint32_t cap, head, n;
-	uint64_t gen_start, gen_finish;
-	uint64_t cmds_per_entry;	/* commands per queued entry, in 1/1024ths (lock) */
+	struct qring *rings;
+	uint32_t nr_rings;
+	uint32_t layout;		/* IOVAQ_RING_SHARED or IOVAQ_RING_PERCPU */
+	uint64_t gen_start;		/* written with every ring lock held */
+	uint64_t gen_finish;		/* lock */
+	uint64_t cmds_per_entry;	/* commands per queued entry, in 1/1024ths (READ_ONCE) */
 	uint64_t *done;			/* cookies for iovaq_domain_poll(), a growing ring */
 	uint64_t done_cap, done_head, done_n;
 	uint64_t done_resv;		/* slots reserved by queued releases */
@@ -133,6 +155,12 @@ struct iovaq_domain {
 	int stop;
 
 	uint64_t metadata_bytes;
+	/* Atomics, on their own line: the reachable bound's count, and what exceeds it. */
+	struct {
+		uint64_t reach;
+		uint64_t reach_max;
+		uint64_t violations;
+	} __attribute__((aligned(IOVAQ_CACHELINE))) at;
 	uint32_t timing;		/* IOVAQ_DOMAIN_TIMING */
 	uint64_t tm[TM_NR];		/* time_* counters (atomic adds) */
 };
@@ -148,6 +176,8 @@ static inline void tm_end(struct iovaq_domain *d, unsigned int step, uint64_t t0
 	if (d->timing)
 		iovaq_atomic_add(&d->tm[step], iovaq_now_ns() - t0);
 }
+
+enum flush_reason { FR_FULL, FR_AGE, FR_REACH, FR_SYNC, FR_NOSPC };
 
 /* ---- window account --------------------------------------------------------------------- */
 
@@ -207,23 +237,58 @@ static void account_safe(struct iovaq_domain *d, uint64_t pages, uint64_t t_rele
 	if (w > d->win.window_max_ns)
 		d->win.window_max_ns = w;
 	d->win.exposure_page_ns += pages * w;
-	d->win.reachable_pages -= pages;
+	iovaq_atomic_add(&d->at.reach, -pages);
 	if (w > d->max_window)
 		d->win.violations++;
 }
 
-/*
- * Pages become reachable at release (lock held). Exceeding the bound is a violation unless
- * this one release is larger than the bound by itself: then nothing could have prevented it,
- * and the queue flushes it at once.
- */
+/* The reachable count is now @now after adding @pages: record its maximum and violations. */
+static void reach_note(struct iovaq_domain *d, uint64_t now, uint64_t pages)
+{
+	uint64_t max = IOVAQ_READ_ONCE(d->at.reach_max);
+
+	while (now > max &&
+	       !__atomic_compare_exchange_n(&d->at.reach_max, &max, now, 0, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED))
+		;
+	/*
+	 * Exceeding the bound is a violation unless this one release is larger than the bound
+	 * by itself: then nothing could have prevented it, and the queue flushes it at once.
+	 */
+	if (now > d->max_reach && now > pages)
+		iovaq_atomic_add(&d->at.violations, 1);
+}
+
+/* Pages become reachable at release (any lock or none). */
 static void account_release(struct iovaq_domain *d, uint64_t pages)
 {
-	d->win.reachable_pages += pages;
-	if (d->win.reachable_pages > d->win.reachable_pages_max)
-		d->win.reachable_pages_max = d->win.reachable_pages;
-	if (d->win.reachable_pages > d->max_reach && d->win.reachable_pages > pages)
-		d->win.violations++;
+	reach_note(d, __atomic_add_fetch(&d->at.reach, pages, __ATOMIC_RELAXED), pages);
+}
+
+/*
+ * A release's pages become reachable, keeping the bound: if they would exceed it, flush what
+ * is queued first (once; if other threads refill the queue meanwhile, the excess is counted
+ * as a violation). No lock held.
+ */
+static int flush_queue(struct iovaq_domain *d, enum flush_reason why);
+
+static void account_release_bounded(struct iovaq_domain *d, uint64_t pages)
+{
+	uint64_t old = IOVAQ_READ_ONCE(d->at.reach);
+	int tried = 0;
+
+	for (;;) {
+		if (old && !tried && old + pages > d->max_reach) {
+			tried = 1;
+			flush_queue(d, FR_REACH);
+			old = IOVAQ_READ_ONCE(d->at.reach);
+			continue;
+		}
+		if (__atomic_compare_exchange_n(&d->at.reach, &old, old + pages, 0,
+						__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			break;
+	}
+	reach_note(d, old + pages, pages);
 }
 
 /* ---- planner ------------------------------------------------------------------------------ */
@@ -469,8 +534,6 @@ static int done_reserve_if_polled(struct iovaq_domain *d)
 
 /* ---- the queue ---------------------------------------------------------------------------- */
 
-enum flush_reason { FR_FULL, FR_AGE, FR_REACH, FR_SYNC, FR_NOSPC };
-
 static void arena_free(struct iovaq_arena *a);
 static int arena_sync(struct iovaq_arena *a, uint64_t cookie, int how);
 
@@ -490,30 +553,91 @@ static uint64_t *reason_counter(struct iovaq_domain *d, enum flush_reason why)
 	}
 }
 
+/* Snapshot of one ring at the start of a flush. */
+struct qsnap {
+	uint32_t head, n;
+};
+
+#define SNAP_FOR_EACH(d, snap, ri, i, e)                                                    \
+	for ((ri) = 0; (ri) < (d)->nr_rings; (ri)++)                                         \
+		for ((i) = 0; (i) < (snap)[ri].n &&                                          \
+			      ((e) = &(d)->rings[ri].ent[((snap)[ri].head + (i)) %              \
+							 (d)->rings[ri].cap], 1);              \
+		     (i)++)
+
+/* Entries queued in every ring (a racy sum without the ring locks). */
+static uint64_t queued_entries(const struct iovaq_domain *d)
+{
+	uint64_t n = 0;
+	uint32_t i;
+
+	for (i = 0; i < d->nr_rings; i++)
+		n += IOVAQ_READ_ONCE(d->rings[i].n);
+	return n;
+}
+
+/* The oldest queued release's t_release, or UINT64_MAX (racy without the ring locks). */
+static uint64_t oldest_release(const struct iovaq_domain *d)
+{
+	uint64_t t = UINT64_MAX, v;
+	uint32_t i;
+
+	for (i = 0; i < d->nr_rings; i++) {
+		v = IOVAQ_READ_ONCE(d->rings[i].t_oldest);
+		if (v < t)
+			t = v;
+	}
+	return t;
+}
+
+static void rings_lock(struct iovaq_domain *d)
+{
+	uint32_t i;
+
+	for (i = 0; i < d->nr_rings; i++)
+		iovaq_lock(&d->rings[i].lock);
+}
+
+static void rings_unlock(struct iovaq_domain *d)
+{
+	uint32_t i;
+
+	for (i = d->nr_rings; i-- > 0;)
+		iovaq_unlock(&d->rings[i].lock);
+}
+
 /*
  * Flush what is queued now. On success the entries become safe: their window closes, their
  * IOVAs go back to the cache, their cookies are handed back. On failure they all stay queued.
  */
 static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 {
+	struct qsnap snap[MAX_RINGS];
 	struct prange *r = NULL;
 	uint64_t *cookies = NULL;
-	uint32_t n, i, nc = 0, head;
-	uint64_t t_safe, ncmds = 0;
+	uint32_t ri, i;
+	uint64_t t_safe, ncmds = 0, n = 0, nc = 0, k;
+	const struct qent *e;
 	int err = 0;
 
 	iovaq_lock(&d->flush_lock);
-	iovaq_lock(&d->lock);
-	n = d->n;
-	head = d->head;
+	/*
+	 * Every ring at once, so that the generation moves between the entries this flush
+	 * takes and the ones it leaves in each ring alike.
+	 */
+	rings_lock(d);
+	for (ri = 0; ri < d->nr_rings; ri++) {
+		snap[ri] = (struct qsnap){ d->rings[ri].head, d->rings[ri].n };
+		n += snap[ri].n;
+	}
 	if (n)
-		d->gen_start++;
-	iovaq_unlock(&d->lock);
+		IOVAQ_WRITE_ONCE(d->gen_start, d->gen_start + 1);
+	rings_unlock(d);
 	if (!n)
 		goto out;
 	/*
-	 * Only this flush advances @head, and appends go behind the snapshot, so its entries
-	 * can be read without @lock until it releases them.
+	 * Only this flush advances a @head, and appends go behind the snapshot, so its entries
+	 * can be read without a lock until it releases them.
 	 */
 	r = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, n * sizeof(*r));
 	cookies = d->complete ? iovaq__meta_alloc(d->hooks, &d->metadata_bytes,
@@ -523,28 +647,23 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 		err = -ENOMEM;
 		goto fail;
 	}
-	for (i = 0; i < n; i++) {
-		const struct qent *e = &d->ring[(head + i) % d->cap];
-
-		r[i] = (struct prange){ e->iova >> d->shift, (e->iova >> d->shift) + e->pages,
-					e->freed_tables };
-	}
+	k = 0;
+	SNAP_FOR_EACH(d, snap, ri, i, e)
+		r[k++] = (struct prange){ e->iova >> d->shift, (e->iova >> d->shift) + e->pages,
+					  e->freed_tables };
 	err = invalidate(d, r, n, &ncmds);
 	if (err)
 		goto fail;
 	t_safe = iovaq_now_ns();
 
 	iovaq_lock(&d->lock);
-	for (i = 0; i < n; i++) {
-		const struct qent *e = &d->ring[(head + i) % d->cap];
-
+	SNAP_FOR_EACH(d, snap, ri, i, e) {
 		if (e->acct)	/* entries of no release (undo, arena bookkeeping) have none */
 			account_safe(d, e->acct, e->t_release, t_safe);
 		d->st.invalidated_pages += e->acct;
-		d->st.queued_pages -= e->acct;
 		if (e->arena) {
 			IOVAQ_WRITE_ONCE(e->arena->safe_seq, e->seq);
-			e->arena->pending--;
+			iovaq_atomic_add(&e->arena->pending, -1ull);
 		}
 		if (e->notify) {
 			if (cookies)
@@ -553,26 +672,35 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 				done_push(d, e->cookie);
 		}
 	}
-	d->gen_finish = d->gen_start;
+	d->gen_finish = IOVAQ_READ_ONCE(d->gen_start);
 	/* Learn how many commands an entry costs after merging (running average, 1/1024ths). */
-	d->cmds_per_entry = (d->cmds_per_entry * 3 + (ncmds << 10) / n) / 4;
+	IOVAQ_WRITE_ONCE(d->cmds_per_entry, (d->cmds_per_entry * 3 + (ncmds << 10) / n) / 4);
 	d->st.flushes++;
+	d->st.completions += nc;
 	(*reason_counter(d, why))++;
 	iovaq_unlock(&d->lock);
 	/* Safe now: the IOVAs may be handed out again. */
-	for (i = 0; i < n; i++) {
-		const struct qent *e = &d->ring[(head + i) % d->cap];
-
+	SNAP_FOR_EACH(d, snap, ri, i, e) {
 		if (!e->arena)
 			iovaq_cache_free(d->cache, e->iova, e->pages);
 		else if (e->release)
 			arena_free(e->arena);
 	}
-	iovaq_lock(&d->lock);
-	d->head = (d->head + n) % d->cap;
-	d->n -= n;
-	d->st.completions += nc;
-	iovaq_unlock(&d->lock);
+	for (ri = 0; ri < d->nr_rings; ri++) {
+		struct qring *q = &d->rings[ri];
+		uint64_t pages = 0;
+
+		if (!snap[ri].n)
+			continue;
+		for (i = 0; i < snap[ri].n; i++)
+			pages += q->ent[(snap[ri].head + i) % q->cap].acct;
+		iovaq_lock(&q->lock);
+		q->head = (q->head + snap[ri].n) % q->cap;
+		IOVAQ_WRITE_ONCE(q->n, q->n - snap[ri].n);
+		IOVAQ_WRITE_ONCE(q->t_oldest, q->n ? q->ent[q->head].t_release : UINT64_MAX);
+		q->pages -= pages;
+		iovaq_unlock(&q->lock);
+	}
 	iovaq_unlock(&d->flush_lock);
 	/* Callbacks run with no lock held: they may call back into the domain. */
 	for (i = 0; i < nc; i++)
@@ -596,68 +724,69 @@ done:
  * leaves the flush time to finish inside it. The margin is a quarter of the bound, or the
  * backend's estimate of flushing the whole queue if that is more (under caching mode a long
  * queue takes milliseconds to flush): its commands per entry as recent flushes merged them,
- * one per entry before any flush. Lock held.
+ * one per entry before any flush. No lock needed.
  */
 static uint64_t age_budget(const struct iovaq_domain *d)
 {
 	uint64_t est = d->caps.cost_flush_ns +
-		       (((uint64_t)d->n * d->cmds_per_entry) >> 10) * d->caps.cost_cmd_ns;
+		       ((queued_entries(d) * IOVAQ_READ_ONCE(d->cmds_per_entry)) >> 10) *
+			       d->caps.cost_cmd_ns;
 	uint64_t margin = d->max_window / 4 > est ? d->max_window / 4 : est;
 
 	return margin >= d->max_window ? 0 : d->max_window - margin;
 }
 
-/* Is the oldest queued entry due? Lock held. */
-static int age_due(const struct iovaq_domain *d, uint64_t now)
-{
-	return d->n && now - d->ring[d->head].t_release >= age_budget(d);
-}
-
+/* When the oldest queued entry is due (UINT64_MAX: nothing queued). */
 static uint64_t age_deadline(const struct iovaq_domain *d)
 {
-	return d->ring[d->head].t_release + age_budget(d);
+	uint64_t t = oldest_release(d);
+
+	return t == UINT64_MAX ? t : t + age_budget(d);
 }
 
-/* Flush if the oldest entry is due (every call into the domain checks). */
+/* Flush if the oldest entry is due (every call into the domain checks, without a lock). */
 static void maybe_flush_age(struct iovaq_domain *d)
 {
-	int due;
+	uint64_t due = age_deadline(d);
 
-	iovaq_lock(&d->lock);
-	due = age_due(d, iovaq_now_ns());
-	iovaq_unlock(&d->lock);
-	if (due)
+	if (due != UINT64_MAX && iovaq_now_ns() >= due)
 		flush_queue(d, FR_AGE);
 }
 
 static void kept_evict_due(struct iovaq_domain *d, int all);
 
+/*
+ * The flusher thread. It sleeps on @cv under @lock; a release that makes a ring non-empty
+ * takes @lock to signal it, so the check below cannot miss it.
+ */
 static void *flusher_main(void *arg)
 {
 	struct iovaq_domain *d = arg;
+	uint64_t due;
 
 	iovaq_lock(&d->lock);
 	while (!d->stop) {
 		if (d->kept_old) {
-			uint64_t due = d->kept_old->t_release + d->teardown_ns;
+			uint64_t kdue = d->kept_old->t_release + d->teardown_ns;
 
-			if (iovaq_now_ns() >= due) {
+			if (iovaq_now_ns() >= kdue) {
 				iovaq_unlock(&d->lock);
 				kept_evict_due(d, 0);
 				iovaq_lock(&d->lock);
 				continue;
 			}
-			if (!d->n) {
-				iovaq_cond_wait_until(&d->cv, &d->lock, due);
+			if (!queued_entries(d)) {
+				iovaq_cond_wait_until(&d->cv, &d->lock, kdue);
 				continue;
 			}
 		}
-		if (!d->n) {
+		if (!queued_entries(d)) {
 			iovaq_cond_wait_until(&d->cv, &d->lock, 0);
 			continue;
 		}
-		if (!age_due(d, iovaq_now_ns())) {
-			iovaq_cond_wait_until(&d->cv, &d->lock, age_deadline(d));
+		due = age_deadline(d);
+		if (iovaq_now_ns() < due) {
+			iovaq_cond_wait_until(&d->cv, &d->lock, due == UINT64_MAX ? 0 : due);
 			continue;
 		}
 		iovaq_unlock(&d->lock);
@@ -668,77 +797,86 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
-/* Double the ring under both locks; 0 or -ENOMEM. */
-static int ring_grow(struct iovaq_domain *d)
+/* Double a full ring; 0 or -ENOMEM. */
+static int ring_grow(struct iovaq_domain *d, struct qring *q)
 {
 	struct qent *v;
 	uint32_t i, cap;
 	int err = 0;
 
-	iovaq_lock(&d->flush_lock);
-	iovaq_lock(&d->lock);
-	if (d->n < d->cap)
+	iovaq_lock(&d->flush_lock);	/* no flush reads the entries meanwhile */
+	iovaq_lock(&q->lock);
+	if (q->n < q->cap)
 		goto out;	/* a flush made room meanwhile */
-	cap = d->cap * 2;
+	cap = q->cap * 2;
 	v = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, cap * sizeof(*v));
 	if (!v) {
 		err = -ENOMEM;
 		goto out;
 	}
-	for (i = 0; i < d->n; i++)
-		v[i] = d->ring[(d->head + i) % d->cap];
-	iovaq__meta_free(d->hooks, &d->metadata_bytes, d->ring, d->cap * sizeof(*v));
-	d->ring = v;
-	d->cap = cap;
-	d->head = 0;
+	for (i = 0; i < q->n; i++)
+		v[i] = q->ent[(q->head + i) % q->cap];
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, q->ent, q->cap * sizeof(*v));
+	q->ent = v;
+	q->cap = cap;
+	q->head = 0;
 out:
-	iovaq_unlock(&d->lock);
+	iovaq_unlock(&q->lock);
 	iovaq_unlock(&d->flush_lock);
 	return err;
 }
 
+/* The calling thread's ring. */
+static struct qring *my_ring(struct iovaq_domain *d)
+{
+	return &d->rings[d->nr_rings == 1 ? 0 : iovaq_cpu_id() % d->nr_rings];
+}
+
 /*
- * Queue a released range, flushing first if the ring is full or if the pages would exceed the
+ * Queue a released range, flushing first if its ring is full or if the pages would exceed the
  * reachable bound. The range is already unmapped, so it is never dropped: if the ring is full
  * and the flush fails, the ring grows; if even that fails, it retries until one succeeds.
  */
 static void enqueue(struct iovaq_domain *d, const struct qent *e)
 {
-	int tried_reach = 0, was_empty, over;
+	struct qring *q;
+	int was_empty;
 
-	for (;;) {
-		iovaq_lock(&d->lock);
-		if (d->n < d->cap) {
-			if (!d->n || tried_reach || d->win.reachable_pages + e->acct <= d->max_reach)
-				break;
-			iovaq_unlock(&d->lock);
-			tried_reach = 1;
-			flush_queue(d, FR_REACH);
-			continue;
-		}
-		iovaq_unlock(&d->lock);
-		if (!flush_queue(d, FR_FULL) || !ring_grow(d))
-			continue;
-	}
-	was_empty = !d->n;
-	d->ring[(d->head + d->n) % d->cap] = *e;
-	d->ring[(d->head + d->n) % d->cap].gen = d->gen_start;
-	d->n++;
-	if (d->n > d->st.queued_entries_max)
-		d->st.queued_entries_max = d->n;
-	d->st.queued_pages += e->acct;
-	if (!e->accounted) {
-		account_release(d, e->acct);
-		if (d->policy == IOVAQ_POLICY_DEFERRED)
-			d->win.unsafe_reuse++;
-	}
+	if (!e->accounted)
+		account_release_bounded(d, e->acct);
 	if (e->arena)
-		e->arena->pending++;
-	over = d->win.reachable_pages > d->max_reach;
-	if (was_empty && d->thr_running)
+		iovaq_atomic_add(&e->arena->pending, 1);
+	for (;;) {
+		q = my_ring(d);
+		iovaq_lock(&q->lock);
+		if (q->n < q->cap)
+			break;
+		iovaq_unlock(&q->lock);
+		if (!flush_queue(d, FR_FULL) || !ring_grow(d, q))
+			continue;
+	}
+	was_empty = !q->n;
+	q->ent[(q->head + q->n) % q->cap] = *e;
+	q->ent[(q->head + q->n) % q->cap].gen = d->gen_start;
+	IOVAQ_WRITE_ONCE(q->n, q->n + 1);
+	if (q->n > q->n_max)
+		q->n_max = q->n;
+	if (was_empty)
+		IOVAQ_WRITE_ONCE(q->t_oldest, e->t_release);
+	q->pages += e->acct;
+	if (!e->accounted && d->policy == IOVAQ_POLICY_DEFERRED)
+		q->unsafe_reuse++;
+	iovaq_unlock(&q->lock);
+	if (was_empty && d->thr_running) {
+		iovaq_lock(&d->lock);
 		iovaq_cond_signal(&d->cv);
-	iovaq_unlock(&d->lock);
-	if (over)	/* only a release larger than the bound gets here: flush it now */
+		iovaq_unlock(&d->lock);
+	}
+	/*
+	 * Over the bound only with a release larger than the bound by itself, or when other
+	 * threads refilled the queue after this one's flush: flush it now.
+	 */
+	if (IOVAQ_READ_ONCE(d->at.reach) > d->max_reach)
 		flush_queue(d, FR_REACH);
 }
 
@@ -748,7 +886,7 @@ static int queue_nonempty(struct iovaq_domain *d)
 	int any;
 
 	iovaq_lock(&d->lock);
-	any = d->n || d->n_kept;
+	any = queued_entries(d) || d->n_kept;
 	iovaq_unlock(&d->lock);
 	return any;
 }
@@ -853,7 +991,6 @@ static int kept_keep(struct iovaq_domain *d, iovaq_iova_t iova, void *buf, uint6
 	kept_push(d, k);
 	account_release(d, pages);
 	d->win.unsafe_reuse++;
-	d->st.unmaps++;
 	iovaq_unlock(&d->lock);
 	kept_evict_due(d, 0);
 	return 0;
@@ -1016,15 +1153,12 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 	buf = e->ptr;
 	iovaq__imap_del(&d->maps, e);
 	d->st.mapped_pages -= pages;
-	iovaq_unlock(&d->lock);
-
-	if (d->policy == IOVAQ_POLICY_PASSTHROUGH) {
-		iovaq_lock(&d->lock);
-		d->st.unmaps++;
+	d->st.unmaps++;		/* taken back below if the backend refuses */
+	if (d->policy == IOVAQ_POLICY_PASSTHROUGH)
 		d->win.unsafe_reuse++;	/* the device could always reach it */
-		iovaq_unlock(&d->lock);
+	iovaq_unlock(&d->lock);
+	if (d->policy == IOVAQ_POLICY_PASSTHROUGH)
 		return 0;
-	}
 	if (d->teardown_ns && !kept_keep(d, iova, buf, pages, (unsigned int)(val >> PROT_SHIFT),
 					 t_release))
 		return 0;
@@ -1038,6 +1172,7 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 			d->done_resv--;
 		iovaq__imap_add(&d->maps, iova, val, buf);
 		d->st.mapped_pages += pages;
+		d->st.unmaps--;
 		d->st.unmap_errors++;
 		iovaq_unlock(&d->lock);
 		return ret;
@@ -1050,9 +1185,7 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 		struct prange r = { iova >> d->shift, (iova >> d->shift) + pages,
 				    q.freed_tables };
 
-		iovaq_lock(&d->lock);
 		account_release(d, pages);
-		iovaq_unlock(&d->lock);
 		err = invalidate(d, &r, 1, NULL);
 		if (err) {
 			/* Unreachable not yet guaranteed: QUEUED, retried by the next sync. */
@@ -1060,7 +1193,6 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 			iovaq_lock(&d->lock);
 			d->st.flush_errors++;
 			d->st.last_flush_error = err;
-			d->st.unmaps++;
 			iovaq_unlock(&d->lock);
 			enqueue(d, &q);
 			return err;
@@ -1070,14 +1202,10 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 		d->st.invalidated_pages += pages;
 		d->st.flushes++;
 		d->st.flush_strict++;
-		d->st.unmaps++;
 		iovaq_unlock(&d->lock);
 		iovaq_cache_free(d->cache, iova, pages);
 		return 0;
 	}
-	iovaq_lock(&d->lock);
-	d->st.unmaps++;
-	iovaq_unlock(&d->lock);
 	enqueue(d, &q);
 	if (d->flusher == IOVAQ_FLUSHER_INLINE || !d->thr_running)
 		maybe_flush_age(d);
@@ -1109,8 +1237,24 @@ int iovaq_domain_poll(struct iovaq_domain *d, uint64_t *cookies, size_t max)
 	return (int)k;
 }
 
+/* What the rings count: queued pages, the sum of their largest fills, deferred releases. */
+static void rings_sum(struct iovaq_domain *d, uint64_t *pages, uint64_t *n_max, uint64_t *unsafe)
+{
+	uint32_t i;
+
+	*pages = *n_max = *unsafe = 0;
+	for (i = 0; i < d->nr_rings; i++) {
+		iovaq_lock(&d->rings[i].lock);
+		*pages += d->rings[i].pages;
+		*n_max += d->rings[i].n_max;
+		*unsafe += d->rings[i].unsafe_reuse;
+		iovaq_unlock(&d->rings[i].lock);
+	}
+}
+
 int iovaq_domain_get_stats(struct iovaq_domain *d, struct iovaq_domain_stats *st)
 {
+	uint64_t unsafe;
 	struct iovaq_domain_stats all;
 	size_t sz;
 	int err;
@@ -1125,6 +1269,7 @@ int iovaq_domain_get_stats(struct iovaq_domain *d, struct iovaq_domain_stats *st
 	iovaq_lock(&d->lock);
 	all = d->st;
 	iovaq_unlock(&d->lock);
+	rings_sum(d, &all.queued_pages, &all.queued_entries_max, &unsafe);
 	all.time_alloc_ns = IOVAQ_READ_ONCE(d->tm[TM_ALLOC]);
 	all.time_map_ns = IOVAQ_READ_ONCE(d->tm[TM_MAP]);
 	all.time_unmap_ns = IOVAQ_READ_ONCE(d->tm[TM_UNMAP]);
@@ -1138,6 +1283,7 @@ int iovaq_domain_get_stats(struct iovaq_domain *d, struct iovaq_domain_stats *st
 int iovaq_domain_window(struct iovaq_domain *d, struct iovaq_window_report *rep)
 {
 	struct iovaq_window_report w;
+	uint64_t pages, n_max, unsafe;
 	size_t sz;
 	int err;
 
@@ -1153,6 +1299,11 @@ int iovaq_domain_window(struct iovaq_domain *d, struct iovaq_window_report *rep)
 	w.window_p99_ns = hist_quantile(d, 99, 100);
 	w.window_p999_ns = hist_quantile(d, 999, 1000);
 	iovaq_unlock(&d->lock);
+	rings_sum(d, &pages, &n_max, &unsafe);
+	w.unsafe_reuse += unsafe;
+	w.reachable_pages = IOVAQ_READ_ONCE(d->at.reach);
+	w.reachable_pages_max = IOVAQ_READ_ONCE(d->at.reach_max);
+	w.violations += IOVAQ_READ_ONCE(d->at.violations);
 	w.max_window_ns = d->max_window;
 	w.max_reachable_pages = d->max_reach;
 	sz = rep->sz < sizeof(w) ? rep->sz : sizeof(w);
@@ -1362,9 +1513,7 @@ int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len)
 	 * flushing the queue and, if the arena's own unsynced pages are the excess, by syncing
 	 * them now (their cookie, if any, comes with the caller's next sync).
 	 */
-	iovaq_lock(&d->lock);
-	over = d->win.reachable_pages + n > d->max_reach;
-	iovaq_unlock(&d->lock);
+	over = IOVAQ_READ_ONCE(d->at.reach) + n > d->max_reach;
 	if (over && a->unlinked)
 		arena_sync(a, 0, 0);
 	if (over)
@@ -1430,7 +1579,7 @@ static int arena_sync(struct iovaq_arena *a, uint64_t cookie, int how)
 			d->st.invalidated_pages += n;
 			d->st.flushes++;
 			d->st.flush_strict++;
-			pending = a->pending;
+			pending = IOVAQ_READ_ONCE(a->pending);
 			if (!pending)
 				IOVAQ_WRITE_ONCE(a->safe_seq, a->seq);
 			iovaq_unlock(&d->lock);
@@ -1479,7 +1628,7 @@ int iovaq_arena_sync(struct iovaq_arena *a, uint64_t cookie)
 	 * reachable bound: the cookie is due once the syncs already queued are safe.
 	 */
 	iovaq_lock(&d->lock);
-	pending = a->pending;
+	pending = IOVAQ_READ_ONCE(a->pending);
 	iovaq_unlock(&d->lock);
 	if (d->policy == IOVAQ_POLICY_SAFE_DEFERRED && pending) {
 		struct qent q = { .iova = a->base, .pages = a->pages, .arena = a, .seq = a->seq,
@@ -1522,7 +1671,7 @@ void iovaq_arena_release(struct iovaq_arena *a)
 		}
 	}
 	iovaq_lock(&d->lock);
-	pending = a->pending;
+	pending = IOVAQ_READ_ONCE(a->pending);
 	iovaq_unlock(&d->lock);
 	if (!a->unlinked && !pending && !a->linked) {
 		arena_free(a);
@@ -1578,8 +1727,9 @@ static int count_cached(void *arg, iovaq_iova_t iova, uint64_t n)
 int iovaq_domain_check(struct iovaq_domain *d)
 {
 	struct owned_list l = { 0 };
-	uint64_t allocs = 0, cached = 0, i, mapped = 0, queued = 0;
+	uint64_t allocs = 0, cached = 0, i, mapped = 0;
 	struct iovaq_arena *a;
+	uint32_t r;
 	struct kept *k;
 	int err;
 
@@ -1590,8 +1740,10 @@ int iovaq_domain_check(struct iovaq_domain *d)
 		return err;
 	iovaq_lock(&d->flush_lock);
 	iovaq_lock(&d->lock);
+	rings_lock(d);
 	iovaq__cache_for_each_cached(d->cache, count_cached, &cached);
-	l.cap = cached + d->n + (d->policy == IOVAQ_POLICY_PASSTHROUGH ? 0 : d->maps.n);
+	l.cap = cached + queued_entries(d) +
+		(d->policy == IOVAQ_POLICY_PASSTHROUGH ? 0 : d->maps.n);
 	for (a = d->arenas; a; a = a->next)
 		l.cap++;
 	l.cap += d->n_kept;
@@ -1612,17 +1764,25 @@ int iovaq_domain_check(struct iovaq_domain *d)
 		err = add_owned(&l, e->key,
 				iovaq__cache_round(d->cache, e->val & ((1ull << PROT_SHIFT) - 1)));
 	}
-	for (i = 0; !err && i < d->n; i++) {
-		const struct qent *q = &d->ring[(d->head + i) % d->cap];
+	for (r = 0; !err && r < d->nr_rings; r++) {
+		const struct qring *qr = &d->rings[r];
+		uint64_t pages = 0;
 
-		queued += q->acct;
-		/* A completed flush released everything queued before it started. */
-		if (q->gen < d->gen_finish) {
-			err = -EUCLEAN;
-			break;
+		for (i = 0; !err && i < qr->n; i++) {
+			const struct qent *q = &qr->ent[(qr->head + i) % qr->cap];
+
+			pages += q->acct;
+			/* A completed flush released everything queued before it started. */
+			if (q->gen < d->gen_finish)
+				err = -EUCLEAN;
+			else if (!q->arena)	/* an arena's chunk is counted once, below */
+				err = add_owned(&l, q->iova,
+						iovaq__cache_round(d->cache, q->pages));
 		}
-		if (!q->arena)	/* an arena's chunk is counted once, below */
-			err = add_owned(&l, q->iova, iovaq__cache_round(d->cache, q->pages));
+		/* The oldest-entry time the age trigger reads must be the head's. */
+		if (!err && (pages != qr->pages ||
+			     qr->t_oldest != (qr->n ? qr->ent[qr->head].t_release : UINT64_MAX)))
+			err = -EUCLEAN;
 	}
 	for (k = d->kept_old; k && !err; k = k->newer)
 		err = add_owned(&l, k->iova, iovaq__cache_round(d->cache, k->pages));
@@ -1637,7 +1797,7 @@ int iovaq_domain_check(struct iovaq_domain *d)
 			if (d->maps.e[i].key)
 				mapped += d->maps.e[i].val & ((1ull << PROT_SHIFT) - 1);
 	}
-	if (mapped != d->st.mapped_pages || queued != d->st.queued_pages) {
+	if (mapped != d->st.mapped_pages) {
 		err = -EUCLEAN;
 		goto out;
 	}
@@ -1654,6 +1814,7 @@ int iovaq_domain_check(struct iovaq_domain *d)
 			err = -EUCLEAN;	/* an allocation in no state: leaked */
 	}
 out:
+	rings_unlock(d);
 	iovaq_unlock(&d->lock);
 	iovaq_unlock(&d->flush_lock);
 	if (l.v)
@@ -1665,9 +1826,17 @@ out:
 
 static void domain_free(struct iovaq_domain *d)
 {
+	uint32_t i;
+
 	iovaq__imap_fini(&d->maps);
 	iovaq__imap_fini(&d->kept_map);
-	iovaq__meta_free(d->hooks, &d->metadata_bytes, d->ring, d->cap * sizeof(*d->ring));
+	for (i = 0; d->rings && i < d->nr_rings; i++) {
+		iovaq__meta_free(d->hooks, &d->metadata_bytes, d->rings[i].ent,
+				 d->rings[i].cap * sizeof(*d->rings[i].ent));
+		iovaq_lock_destroy(&d->rings[i].lock);
+	}
+	if (d->rings)
+		iovaq_hooks_free(d->hooks, d->rings, d->nr_rings * sizeof(*d->rings));
 	iovaq__meta_free(d->hooks, &d->metadata_bytes, d->done, d->done_cap * sizeof(*d->done));
 	iovaq_cache_destroy(d->cache);
 	iovaq_space_destroy(d->sp);
@@ -1681,7 +1850,7 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 {
 	const struct iovaq_alloc_hooks *hooks;
 	struct iovaq_domain *d;
-	uint32_t ring;
+	uint32_t ring, i;
 	int err;
 
 	if (!out)
@@ -1728,7 +1897,21 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 	ring = IOVAQ_OPTS_GET(o, ring_entries, 0);
 	if (!ring)
 		ring = (d->caps.flags & IOVAQ_CAP_CACHING_MODE) ? 32768 : 4096;
-	d->cap = ring;
+	d->layout = IOVAQ_OPTS_GET(o, ring_layout, 0);
+	if (d->layout == IOVAQ_RING_AUTO)
+		d->layout = (d->caps.flags & IOVAQ_CAP_CACHING_MODE) ||
+					    d->caps.cost_flush_ns > IOVAQ_DOMAIN_PERCPU_MAX_FLUSH_NS
+				    ? IOVAQ_RING_SHARED
+				    : IOVAQ_RING_PERCPU;
+	d->nr_rings = 1;
+	if (d->layout == IOVAQ_RING_PERCPU) {
+		d->nr_rings = iovaq_ncpus();
+		if (d->nr_rings > MAX_RINGS)
+			d->nr_rings = MAX_RINGS;
+		if (d->nr_rings > ring / MIN_RING_ENTRIES)
+			d->nr_rings = ring / MIN_RING_ENTRIES ?: 1;
+	}
+	d->st.rings = d->nr_rings;
 	d->cmds_per_entry = 1024;	/* one command per entry until a flush tells better */
 	iovaq_lock_init(&d->lock);
 	iovaq_lock_init(&d->flush_lock);
@@ -1751,8 +1934,22 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 	if (!err)
 		err = iovaq_cache_create(d->sp, IOVAQ_OPTS_GET(o, cache, NULL), &d->cache);
 	if (!err) {
-		d->ring = iovaq__meta_alloc(hooks, &d->metadata_bytes, d->cap * sizeof(*d->ring));
-		if (!d->ring)
+		d->rings = iovaq_hooks_alloc(hooks, d->nr_rings * sizeof(*d->rings),
+					     IOVAQ_CACHELINE);
+		if (!d->rings)
+			err = -ENOMEM;
+		else
+			iovaq_memset(d->rings, 0, d->nr_rings * sizeof(*d->rings));
+	}
+	for (i = 0; !err && i < d->nr_rings; i++) {
+		d->rings[i].cap = ring / d->nr_rings;
+		d->rings[i].t_oldest = UINT64_MAX;
+		iovaq_lock_init(&d->rings[i].lock);
+	}
+	for (i = 0; !err && i < d->nr_rings; i++) {
+		d->rings[i].ent = iovaq__meta_alloc(hooks, &d->metadata_bytes,
+						    d->rings[i].cap * sizeof(*d->rings[i].ent));
+		if (!d->rings[i].ent)
 			err = -ENOMEM;
 	}
 	if (!err && d->flusher == IOVAQ_FLUSHER_THREAD &&

@@ -30,6 +30,7 @@
 #define _GNU_SOURCE
 #endif
 #include <pthread.h>
+#include <unistd.h>
 #include <sched.h>
 #include <stdarg.h>
 
@@ -79,6 +80,7 @@ struct cfg {
 	uint32_t sim_flags;
 	int callback;		/* safe-deferred: callback (1) or poll (0) */
 	uint64_t space;		/* granules of IOVA space (0: the sim's whole aperture) */
+	uint32_t layout;	/* enum iovaq_ring_layout (0: auto) */
 };
 
 struct mapper {
@@ -621,6 +623,7 @@ static void run(const struct cfg *cfg, uint64_t seed_dflt)
 		struct iovaq_range hole = { (cfg->space + 1) * G, (1ull << 48) - 1 };
 		IOVAQ_OPTS(iovaq_domain_opts, o, .backend = S.be, .policy = cfg->policy,
 			   .flusher = cfg->flusher, .max_window_ns = bound,
+			   .ring_layout = cfg->layout,
 			   .complete = cfg->callback ? on_complete : NULL,
 			   .reserved = cfg->space ? &hole : NULL, .n_reserved = cfg->space ? 1 : 0);
 		S.dom = du_domain(&o);
@@ -669,6 +672,17 @@ static void run(const struct cfg *cfg, uint64_t seed_dflt)
 		st.flush_nospc, S.nospc, st.inval_cmds, w.window_p50_ns, w.window_p99_ns, w.window_max_ns,
 		w.reachable_pages_max, w.unsafe_reuse, w.violations, S.max_stall);
 
+	{
+		/* Auto picks one shared ring under caching mode, one ring per CPU natively. */
+		int shared = cfg->layout == IOVAQ_RING_SHARED ||
+			     (cfg->layout == IOVAQ_RING_AUTO &&
+			      (cfg->sim_flags & IOVAQ_SIM_CACHING_MODE));
+		long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+		uint64_t want = shared ? 1 : (uint64_t)(ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu);
+
+		cr_assert_eq(st.rings, want, "%" PRIu64 " rings, expected %" PRIu64, st.rings,
+			     want);
+	}
 	cr_assert_eq(S.violations, 0, "stale accesses after t_safe");
 	cr_assert_eq(S.reuse_errors, 0);
 	cr_assert_eq(unmaps, maps, "every mapping was unmapped");
@@ -723,7 +737,7 @@ static void run(const struct cfg *cfg, uint64_t seed_dflt)
 Test(domain_oracle, strict, .timeout = 600)
 {
 	struct cfg c = { "domain_oracle::strict", IOVAQ_POLICY_STRICT, IOVAQ_FLUSHER_INLINE,
-			 0, 0, 0 };
+			 0, 0, 0, IOVAQ_RING_AUTO };
 
 	run(&c, 0x0a11ce01);
 }
@@ -731,7 +745,7 @@ Test(domain_oracle, strict, .timeout = 600)
 Test(domain_oracle, deferred_inline, .timeout = 600)
 {
 	struct cfg c = { "domain_oracle::deferred_inline", IOVAQ_POLICY_DEFERRED,
-			 IOVAQ_FLUSHER_INLINE, 0, 0, 0 };
+			 IOVAQ_FLUSHER_INLINE, 0, 0, 0, IOVAQ_RING_AUTO };
 
 	run(&c, 0x0a11ce02);
 }
@@ -739,7 +753,7 @@ Test(domain_oracle, deferred_inline, .timeout = 600)
 Test(domain_oracle, deferred_thread, .timeout = 600)
 {
 	struct cfg c = { "domain_oracle::deferred_thread", IOVAQ_POLICY_DEFERRED,
-			 IOVAQ_FLUSHER_THREAD, 0, 0, 0 };
+			 IOVAQ_FLUSHER_THREAD, 0, 0, 0, IOVAQ_RING_AUTO };
 
 	run(&c, 0x0a11ce03);
 }
@@ -747,7 +761,7 @@ Test(domain_oracle, deferred_thread, .timeout = 600)
 Test(domain_oracle, safe_deferred_callback, .timeout = 600)
 {
 	struct cfg c = { "domain_oracle::safe_deferred_callback", IOVAQ_POLICY_SAFE_DEFERRED,
-			 IOVAQ_FLUSHER_INLINE, 0, 1, 0 };
+			 IOVAQ_FLUSHER_INLINE, 0, 1, 0, IOVAQ_RING_AUTO };
 
 	run(&c, 0x0a11ce04);
 }
@@ -755,7 +769,7 @@ Test(domain_oracle, safe_deferred_callback, .timeout = 600)
 Test(domain_oracle, safe_deferred_thread, .timeout = 600)
 {
 	struct cfg c = { "domain_oracle::safe_deferred_thread", IOVAQ_POLICY_SAFE_DEFERRED,
-			 IOVAQ_FLUSHER_THREAD, 0, 1, 0 };
+			 IOVAQ_FLUSHER_THREAD, 0, 1, 0, IOVAQ_RING_AUTO };
 
 	run(&c, 0x0a11ce05);
 }
@@ -763,7 +777,7 @@ Test(domain_oracle, safe_deferred_thread, .timeout = 600)
 Test(domain_oracle, safe_deferred_poll, .timeout = 600)
 {
 	struct cfg c = { "domain_oracle::safe_deferred_poll", IOVAQ_POLICY_SAFE_DEFERRED,
-			 IOVAQ_FLUSHER_INLINE, 0, 0, 0 };
+			 IOVAQ_FLUSHER_INLINE, 0, 0, 0, IOVAQ_RING_AUTO };
 
 	run(&c, 0x0a11ce06);
 }
@@ -772,7 +786,7 @@ Test(domain_oracle, safe_deferred_poll, .timeout = 600)
 Test(domain_oracle, deferred_small_space, .timeout = 600)
 {
 	struct cfg c = { "domain_oracle::deferred_small_space", IOVAQ_POLICY_DEFERRED,
-			 IOVAQ_FLUSHER_THREAD, 0, 0, 128 };
+			 IOVAQ_FLUSHER_THREAD, 0, 0, 128, IOVAQ_RING_AUTO };
 
 	run(&c, 0x0a11ce08);
 }
@@ -780,7 +794,7 @@ Test(domain_oracle, deferred_small_space, .timeout = 600)
 Test(domain_oracle, safe_deferred_small_space, .timeout = 600)
 {
 	struct cfg c = { "domain_oracle::safe_deferred_small_space", IOVAQ_POLICY_SAFE_DEFERRED,
-			 IOVAQ_FLUSHER_INLINE, 0, 1, 128 };
+			 IOVAQ_FLUSHER_INLINE, 0, 1, 128, IOVAQ_RING_AUTO };
 
 	run(&c, 0x0a11ce09);
 }
@@ -789,7 +803,37 @@ Test(domain_oracle, safe_deferred_small_space, .timeout = 600)
 Test(domain_oracle, safe_deferred_nested_caching, .timeout = 600)
 {
 	struct cfg c = { "domain_oracle::safe_deferred_nested_caching", IOVAQ_POLICY_SAFE_DEFERRED,
-			 IOVAQ_FLUSHER_INLINE, IOVAQ_SIM_NESTED | IOVAQ_SIM_CACHING_MODE, 1, 0 };
+			 IOVAQ_FLUSHER_INLINE, IOVAQ_SIM_NESTED | IOVAQ_SIM_CACHING_MODE, 1, 0, IOVAQ_RING_AUTO };
 
 	run(&c, 0x0a11ce07);
+}
+
+/*
+ * The ring layouts the automatic choice does not take: one shared ring on the native model,
+ * per-CPU rings under caching mode (two mappers on two CPUs fill two rings).
+ */
+Test(domain_oracle, deferred_shared_ring, .timeout = 600)
+{
+	struct cfg c = { "domain_oracle::deferred_shared_ring", IOVAQ_POLICY_DEFERRED,
+			 IOVAQ_FLUSHER_INLINE, 0, 0, 0, IOVAQ_RING_SHARED };
+
+	run(&c, 0x0a11ce0a);
+}
+
+Test(domain_oracle, safe_deferred_thread_shared_ring, .timeout = 600)
+{
+	struct cfg c = { "domain_oracle::safe_deferred_thread_shared_ring",
+			 IOVAQ_POLICY_SAFE_DEFERRED, IOVAQ_FLUSHER_THREAD, 0, 1, 0,
+			 IOVAQ_RING_SHARED };
+
+	run(&c, 0x0a11ce0b);
+}
+
+Test(domain_oracle, safe_deferred_nested_caching_percpu, .timeout = 600)
+{
+	struct cfg c = { "domain_oracle::safe_deferred_nested_caching_percpu",
+			 IOVAQ_POLICY_SAFE_DEFERRED, IOVAQ_FLUSHER_INLINE,
+			 IOVAQ_SIM_NESTED | IOVAQ_SIM_CACHING_MODE, 1, 0, IOVAQ_RING_PERCPU };
+
+	run(&c, 0x0a11ce0c);
 }

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * The invalidation queue's layouts (one shared ring or one ring per CPU) and the domain's
+ * time breakdown (IOVAQ_DOMAIN_TIMING).
+ *
+ * Tests that need entries on two CPUs pin their threads with sched_setaffinity(); on a
+ * machine with one CPU, or where pinning is refused, they skip.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <iovaq/iovaq.h>
+#include <iovaq/sim.h>
+
+#include "testutil.h"
+#include "domutil.h"
+
+#define BIG_WINDOW (3600ull * 1000000000ull) /* no age flush during a test */
+
+static unsigned int ncpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_CONF);
+
+	return n < 1 ? 1u : (unsigned int)n;
+}
+
+static uint64_t rings_of(struct iovaq_backend *be, uint32_t layout, uint32_t entries)
+{
+	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = IOVAQ_POLICY_DEFERRED,
+		   .max_window_ns = BIG_WINDOW, .ring_layout = layout, .ring_entries = entries);
+	struct iovaq_domain *dom = du_domain(&o);
+	uint64_t n = du_stats(dom).rings;
+
+	iovaq_domain_destroy(dom);
+	return n;
+}
+
+static uint64_t min3(uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t m = a < b ? a : b;
+
+	return m < c ? m : c;
+}
+
+/*
+ * Auto: one ring per CPU natively (cheap flushes), one shared ring where a hypervisor traps
+ * every flush (caching mode); per-CPU rings are never split below 64 entries, nor more than 64.
+ */
+Test(rings, layout_choice)
+{
+	struct iovaq_backend *native = du_sim_open(0);
+	struct iovaq_backend *cm = du_sim_open(IOVAQ_SIM_NESTED | IOVAQ_SIM_CACHING_MODE);
+	uint64_t n = ncpus();
+
+	cr_assert_eq(rings_of(native, IOVAQ_RING_AUTO, 0), min3(n, 64, 4096 / 64));
+	cr_assert_eq(rings_of(cm, IOVAQ_RING_AUTO, 0), 1);
+	cr_assert_eq(rings_of(native, IOVAQ_RING_SHARED, 0), 1);
+	cr_assert_eq(rings_of(cm, IOVAQ_RING_PERCPU, 0), min3(n, 64, 32768 / 64));
+	cr_assert_eq(rings_of(native, IOVAQ_RING_PERCPU, 128), min3(n, 64, 2));
+	cr_assert_eq(rings_of(native, IOVAQ_RING_PERCPU, 8), 1);
+	cr_assert_eq(rings_of(native, IOVAQ_RING_PERCPU, 1), 1);
+	iovaq_backend_close(native);
+	iovaq_backend_close(cm);
+}
+
+/* A flush estimate above IOVAQ_DOMAIN_PERCPU_MAX_FLUSH_NS also makes auto pick one ring. */
+Test(rings, layout_choice_by_flush_cost)
+{
+	struct iovaq_sim_cost cost;
+	struct iovaq_backend *be;
+
+	iovaq_sim_cost_defaults(&cost);
+	cost.inval_wait_ns = IOVAQ_DOMAIN_PERCPU_MAX_FLUSH_NS + 1;
+	{
+		IOVAQ_OPTS(iovaq_sim_opts, so, .cost = &cost);
+		IOVAQ_OPTS(iovaq_backend_opts, bo, .name = "sim", .backend_opts = &so);
+
+		DU_OK(iovaq_backend_open(&bo, &be));
+	}
+	cr_assert_eq(rings_of(be, IOVAQ_RING_AUTO, 0), 1);
+	iovaq_backend_close(be);
+}
+
+struct pinned {
+	struct iovaq_domain *dom;
+	unsigned int cpu;
+	uint64_t n;		/* map and unmap this many one-page buffers */
+	void *buf;
+	int pinned;		/* out: 0 if the CPU could not be taken */
+};
+
+static void *pinned_main(void *arg)
+{
+	struct pinned *p = arg;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(p->cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) || (unsigned int)sched_getcpu() != p->cpu)
+		return NULL;
+	p->pinned = 1;
+	for (uint64_t i = 0; i < p->n; i++)
+		du_unmap(p->dom, du_map(p->dom, (uint8_t *)p->buf + i * DU_G, 1), 1, i);
+	return NULL;
+}
+
+/* Run @n releases on each of CPUs 0 and 1, one after the other; 0 if pinning failed. */
+static int releases_on_two_cpus(struct iovaq_domain *dom, uint64_t n0, uint64_t n1, void *buf)
+{
+	struct pinned p[2] = { { dom, 0, n0, buf, 0 }, { dom, 1, n1, (uint8_t *)buf + n0 * DU_G, 0 } };
+
+	for (int i = 0; i < 2; i++) {
+		pthread_t t;
+
+		cr_assert_eq(pthread_create(&t, NULL, pinned_main, &p[i]), 0);
+		pthread_join(t, NULL);
+		if (!p[i].pinned)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Releases on two CPUs land in two rings; one sync flushes both with one backend flush, and
+ * every state stays accounted for in between.
+ */
+Test(rings, percpu_one_flush_drains_every_ring)
+{
+	struct iovaq_backend *be = du_sim_open(0);
+	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = IOVAQ_POLICY_SAFE_DEFERRED,
+		   .max_window_ns = BIG_WINDOW, .ring_layout = IOVAQ_RING_PERCPU);
+	struct iovaq_domain *dom;
+	void *buf = du_buf(40, 1);
+	struct iovaq_domain_stats s;
+	uint64_t cookies[64];
+	int k;
+
+	if (ncpus() < 2)
+		cr_skip_test("one CPU");
+	dom = du_domain(&o);
+	cr_assert_geq(du_stats(dom).rings, 2);
+	if (!releases_on_two_cpus(dom, 25, 15, buf))
+		cr_skip_test("could not pin threads to CPUs 0 and 1");
+	s = du_stats(dom);
+	cr_assert_eq(s.queued_pages, 40);
+	cr_assert_eq(s.unmaps, 40);
+	/* Each ring's largest fill, summed: 25 on CPU 0's ring, 15 on CPU 1's. */
+	cr_assert_eq(s.queued_entries_max, 40);
+	cr_assert_eq(du_win(dom).reachable_pages, 40);
+	DU_CHECK(dom);
+	cr_assert_eq(du_simc(be).flushes, 0);
+	DU_OK(iovaq_domain_sync(dom));
+	s = du_stats(dom);
+	cr_assert_eq(s.flushes, 1);
+	cr_assert_eq(du_simc(be).flushes, 1, "one backend flush for both rings");
+	cr_assert_eq(s.queued_pages, 0);
+	cr_assert_eq(s.invalidated_pages, 40);
+	cr_assert_eq(du_win(dom).reachable_pages, 0);
+	cr_assert_eq(du_win(dom).releases, 40);
+	k = iovaq_domain_poll(dom, cookies, 64);
+	cr_assert_eq(k, 40, "%d cookies", k);
+	DU_CHECK(dom);
+	iovaq_domain_destroy(dom);
+	iovaq_backend_close(be);
+	free(buf);
+}
+
+/*
+ * One CPU's ring full: the release that finds it so flushes every ring (Linux's per-CPU
+ * queue does the same: its flush is domain-wide), then takes a slot.
+ */
+Test(rings, percpu_full_ring_flushes_all)
+{
+	struct iovaq_backend *be = du_sim_open(0);
+	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = IOVAQ_POLICY_DEFERRED,
+		   .max_window_ns = BIG_WINDOW, .ring_layout = IOVAQ_RING_PERCPU,
+		   .ring_entries = 128);
+	struct iovaq_domain *dom;
+	void *buf = du_buf(70, 2);
+	struct iovaq_domain_stats s;
+
+	if (ncpus() < 2)
+		cr_skip_test("one CPU");
+	dom = du_domain(&o);
+	cr_assert_eq(du_stats(dom).rings, 2, "128 entries make two rings of 64");
+	/* CPU 1 queues 5, then CPU 0 fills its 64 and one more. */
+	{
+		struct pinned p[2] = { { dom, 1, 5, buf, 0 },
+				       { dom, 0, 65, (uint8_t *)buf + 5 * DU_G, 0 } };
+
+		for (int i = 0; i < 2; i++) {
+			pthread_t t;
+
+			cr_assert_eq(pthread_create(&t, NULL, pinned_main, &p[i]), 0);
+			pthread_join(t, NULL);
+			if (!p[i].pinned)
+				cr_skip_test("could not pin threads to CPUs 0 and 1");
+		}
+	}
+	s = du_stats(dom);
+	cr_assert_eq(s.flush_full, 1);
+	cr_assert_eq(s.flushes, 1);
+	cr_assert_eq(s.invalidated_pages, 69, "the full flush took CPU 1's ring too");
+	cr_assert_eq(s.queued_pages, 1);
+	DU_CHECK(dom);
+	iovaq_domain_destroy(dom);
+	iovaq_backend_close(be);
+	free(buf);
+}
+
+/*
+ * The shared layout keeps one ring whatever CPU releases: entries from two CPUs fill the
+ * same ring, and it fills at its whole capacity.
+ */
+Test(rings, shared_ring_takes_every_cpu)
+{
+	struct iovaq_backend *be = du_sim_open(0);
+	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = IOVAQ_POLICY_DEFERRED,
+		   .max_window_ns = BIG_WINDOW, .ring_layout = IOVAQ_RING_SHARED,
+		   .ring_entries = 128);
+	struct iovaq_domain *dom;
+	void *buf = du_buf(128, 3);
+	struct iovaq_domain_stats s;
+
+	if (ncpus() < 2)
+		cr_skip_test("one CPU");
+	dom = du_domain(&o);
+	cr_assert_eq(du_stats(dom).rings, 1);
+	if (!releases_on_two_cpus(dom, 64, 64, buf))
+		cr_skip_test("could not pin threads to CPUs 0 and 1");
+	s = du_stats(dom);
+	cr_assert_eq(s.flush_full, 0, "128 releases fit a 128-entry shared ring");
+	cr_assert_eq(s.queued_entries_max, 128);
+	DU_CHECK(dom);
+	iovaq_domain_destroy(dom);
+	iovaq_backend_close(be);
+	free(buf);
+}
+
+/* IOVAQ_DOMAIN_TIMING fills the time breakdown; without it the fields stay 0. */
+Test(timing, breakdown_only_when_asked)
+{
+	struct iovaq_backend *be = du_sim_open(0);
+	void *buf = du_buf(8, 4);
+	char json[4096];
+
+	for (int timed = 0; timed < 2; timed++) {
+		IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = IOVAQ_POLICY_DEFERRED,
+			   .max_window_ns = BIG_WINDOW,
+			   .flags = timed ? IOVAQ_DOMAIN_TIMING : 0);
+		struct iovaq_domain *dom = du_domain(&o);
+		struct iovaq_domain_stats s;
+
+		for (uint64_t i = 0; i < 8; i++)
+			du_unmap(dom, du_map(dom, (uint8_t *)buf + i * DU_G, 1), 1, 0);
+		DU_OK(iovaq_domain_sync(dom));
+		s = du_stats(dom);
+		if (timed) {
+			cr_assert_gt(s.time_alloc_ns, 0);
+			cr_assert_gt(s.time_map_ns, 0);
+			cr_assert_gt(s.time_unmap_ns, 0);
+			cr_assert_gt(s.time_plan_ns, 0);
+			cr_assert_gt(s.time_flush_ns, 0);
+		} else {
+			cr_assert_eq(s.time_alloc_ns + s.time_map_ns + s.time_unmap_ns +
+					     s.time_plan_ns + s.time_flush_ns, 0);
+		}
+		cr_assert_lt(iovaq_domain_json(dom, json, sizeof(json)), (int)sizeof(json));
+		cr_assert_not_null(strstr(json, "\"time_ns\":{\"alloc\":"), "%s", json);
+		cr_assert_eq(strstr(json, "\"time_ns\":{\"alloc\":0,") == NULL, !!timed, "%s",
+			     json);
+		iovaq_domain_destroy(dom);
+	}
+	iovaq_backend_close(be);
+	free(buf);
+}
