@@ -67,7 +67,8 @@ enum iovaq_ring_layout {
 	/* One ring for all threads: the longest batches; every release takes its lock. */
 	IOVAQ_RING_SHARED = 1,
 	/* One ring per CPU (at most 64, none smaller than 64 entries): a release takes only
-	 * its CPU's ring lock; one flush drains every ring, whichever ring filled or aged. */
+	 * its CPU's ring lock, or the next ring's with room when its own is full; one flush
+	 * drains every ring, when all are full or any has aged. */
 	IOVAQ_RING_PERCPU = 2,
 };
 

@@ -797,7 +797,7 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
-/* Double a full ring; 0 or -ENOMEM. */
+/* Double a full ring; 0 or -ENOMEM (then the caller tries again: the release waits). */
 static int ring_grow(struct iovaq_domain *d, struct qring *q)
 {
 	struct qent *v;
@@ -826,16 +826,32 @@ out:
 	return err;
 }
 
-/* The calling thread's ring. */
-static struct qring *my_ring(struct iovaq_domain *d)
+/*
+ * Lock a ring with room for one entry: the calling CPU's, or if that one is full the next
+ * one with room, so that releases crowding onto one CPU still use the whole capacity (a
+ * per-CPU queue would otherwise flush at a fraction of the shared one's batch). NULL when
+ * every ring is full.
+ */
+static struct qring *lock_ring_with_room(struct iovaq_domain *d)
 {
-	return &d->rings[d->nr_rings == 1 ? 0 : iovaq_cpu_id() % d->nr_rings];
+	uint32_t start = d->nr_rings == 1 ? 0 : iovaq_cpu_id() % d->nr_rings, i;
+	struct qring *q;
+
+	for (i = 0; i < d->nr_rings; i++) {
+		q = &d->rings[(start + i) % d->nr_rings];
+		iovaq_lock(&q->lock);
+		if (q->n < q->cap)
+			return q;
+		iovaq_unlock(&q->lock);
+	}
+	return NULL;
 }
 
 /*
- * Queue a released range, flushing first if its ring is full or if the pages would exceed the
- * reachable bound. The range is already unmapped, so it is never dropped: if the ring is full
- * and the flush fails, the ring grows; if even that fails, it retries until one succeeds.
+ * Queue a released range, flushing first if every ring is full or if the pages would exceed
+ * the reachable bound. The range is already unmapped, so it is never dropped: if the rings
+ * are full and the flush fails, a ring grows; if even that fails, it retries until one
+ * succeeds.
  */
 static void enqueue(struct iovaq_domain *d, const struct qent *e)
 {
@@ -846,14 +862,10 @@ static void enqueue(struct iovaq_domain *d, const struct qent *e)
 		account_release_bounded(d, e->acct);
 	if (e->arena)
 		iovaq_atomic_add(&e->arena->pending, 1);
-	for (;;) {
-		q = my_ring(d);
-		iovaq_lock(&q->lock);
-		if (q->n < q->cap)
-			break;
-		iovaq_unlock(&q->lock);
-		if (!flush_queue(d, FR_FULL) || !ring_grow(d, q))
-			continue;
+	while (!(q = lock_ring_with_room(d))) {
+		/* Every ring full: flush; if that fails, grow this CPU's ring instead. */
+		if (flush_queue(d, FR_FULL))
+			ring_grow(d, &d->rings[iovaq_cpu_id() % d->nr_rings]);
 	}
 	was_empty = !q->n;
 	q->ent[(q->head + q->n) % q->cap] = *e;

@@ -108,20 +108,14 @@ static void *pinned_main(void *arg)
 	return NULL;
 }
 
+static int run_pinned(struct pinned *p, int n);
+
 /* Run @n releases on each of CPUs 0 and 1, one after the other; 0 if pinning failed. */
 static int releases_on_two_cpus(struct iovaq_domain *dom, uint64_t n0, uint64_t n1, void *buf)
 {
 	struct pinned p[2] = { { dom, 0, n0, buf, 0 }, { dom, 1, n1, (uint8_t *)buf + n0 * DU_G, 0 } };
 
-	for (int i = 0; i < 2; i++) {
-		pthread_t t;
-
-		cr_assert_eq(pthread_create(&t, NULL, pinned_main, &p[i]), 0);
-		pthread_join(t, NULL);
-		if (!p[i].pinned)
-			return 0;
-	}
-	return 1;
+	return run_pinned(p, 2);
 }
 
 /*
@@ -169,42 +163,61 @@ Test(rings, percpu_one_flush_drains_every_ring)
 	free(buf);
 }
 
+/* Run p[0], then p[1], each on its CPU; 0 if pinning failed. */
+static int run_pinned(struct pinned *p, int n)
+{
+	for (int i = 0; i < n; i++) {
+		pthread_t t;
+
+		cr_assert_eq(pthread_create(&t, NULL, pinned_main, &p[i]), 0);
+		pthread_join(t, NULL);
+		if (!p[i].pinned)
+			return 0;
+	}
+	return 1;
+}
+
 /*
- * One CPU's ring full: the release that finds it so flushes every ring (Linux's per-CPU
- * queue does the same: its flush is domain-wide), then takes a slot.
+ * Releases crowding onto one CPU spill into the other CPUs' rings rather than flush at that
+ * ring's share of the capacity; only when every ring is full does a release flush them all
+ * (Linux's per-CPU queue does the same flush: its invalidation is domain-wide).
  */
-Test(rings, percpu_full_ring_flushes_all)
+Test(rings, percpu_spills_then_full_flushes_all)
 {
 	struct iovaq_backend *be = du_sim_open(0);
 	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = IOVAQ_POLICY_DEFERRED,
 		   .max_window_ns = BIG_WINDOW, .ring_layout = IOVAQ_RING_PERCPU,
 		   .ring_entries = 128);
 	struct iovaq_domain *dom;
-	void *buf = du_buf(70, 2);
+	uint8_t *buf = du_buf(129, 2);
 	struct iovaq_domain_stats s;
 
 	if (ncpus() < 2)
 		cr_skip_test("one CPU");
 	dom = du_domain(&o);
 	cr_assert_eq(du_stats(dom).rings, 2, "128 entries make two rings of 64");
-	/* CPU 1 queues 5, then CPU 0 fills its 64 and one more. */
+	/* CPU 1 queues 5, then CPU 0 fills its 64 and spills 59 into CPU 1's ring. */
 	{
-		struct pinned p[2] = { { dom, 1, 5, buf, 0 },
-				       { dom, 0, 65, (uint8_t *)buf + 5 * DU_G, 0 } };
+		struct pinned p[2] = { { dom, 1, 5, buf, 0 }, { dom, 0, 123, buf + 5 * DU_G, 0 } };
 
-		for (int i = 0; i < 2; i++) {
-			pthread_t t;
+		if (!run_pinned(p, 2))
+			cr_skip_test("could not pin threads to CPUs 0 and 1");
+	}
+	s = du_stats(dom);
+	cr_assert_eq(s.flushes, 0, "a full CPU ring flushed while the other had room");
+	cr_assert_eq(s.queued_pages, 128);
+	DU_CHECK(dom);
+	/* Every ring full now: the next release flushes both, then takes a slot. */
+	{
+		struct pinned p = { dom, 0, 1, buf + 128 * DU_G, 0 };
 
-			cr_assert_eq(pthread_create(&t, NULL, pinned_main, &p[i]), 0);
-			pthread_join(t, NULL);
-			if (!p[i].pinned)
-				cr_skip_test("could not pin threads to CPUs 0 and 1");
-		}
+		if (!run_pinned(&p, 1))
+			cr_skip_test("could not pin a thread to CPU 0");
 	}
 	s = du_stats(dom);
 	cr_assert_eq(s.flush_full, 1);
 	cr_assert_eq(s.flushes, 1);
-	cr_assert_eq(s.invalidated_pages, 69, "the full flush took CPU 1's ring too");
+	cr_assert_eq(s.invalidated_pages, 128, "the full flush took both rings");
 	cr_assert_eq(s.queued_pages, 1);
 	DU_CHECK(dom);
 	iovaq_domain_destroy(dom);
