@@ -604,6 +604,7 @@ static void emit_json(const struct alloc_result *r, FILE *f)
 	bench_json_str(&j, "type", "run");
 	bench_json_u64(&j, "schema_version", BENCH_SCHEMA_VERSION);
 	bench_json_str(&j, "version", iovaq_version());
+	bench_json_str(&j, "command", "alloc");
 	bench_json_str(&j, "workload", workload_names[c->wl]);
 	bench_json_u64(&j, "threads", c->threads);
 	bench_json_u64(&j, "ops", c->ops);
@@ -937,6 +938,7 @@ static int run_sweep(const struct alloc_cfg *base, enum bench_format fmt)
 			bench_json_str(&j, "type", "summary");
 			bench_json_u64(&j, "schema_version", BENCH_SCHEMA_VERSION);
 			bench_json_str(&j, "version", iovaq_version());
+			bench_json_str(&j, "command", "alloc");
 			bench_json_str(&j, "workload", "tree-sweep");
 			bench_json_open_array(&j, "outstanding");
 			for (unsigned int i = 0; i < done; i++)

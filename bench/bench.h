@@ -20,7 +20,7 @@
 
 #define BENCH_PROG "iovaq-bench"
 /* Version of the JSON records; bump when a key changes meaning or disappears. */
-#define BENCH_SCHEMA_VERSION 1
+#define BENCH_SCHEMA_VERSION 2
 
 enum {
 	BENCH_EXIT_OK = 0,
@@ -34,6 +34,9 @@ enum {
 
 /* CLOCK_MONOTONIC in ns: never steps backwards, unaffected by NTP slews of the wall clock. */
 uint64_t bench_now_ns(void);
+
+/* What one bench_now_ns() costs, in ns (measured once per process, median of 5 trials). */
+double bench_clock_read_ns(void);
 
 /* Median of @n values (mean of the two middle ones when @n is even); @v is left unsorted. */
 double bench_median(const double *v, size_t n);
@@ -112,8 +115,13 @@ int bench_pin_self(int cpu);
 
 /* ---- messages ------------------------------------------------------------------------- */
 
-/* "iovaq-bench: error: ..." on one line of stderr, then exit(2). */
+/*
+ * "iovaq-bench: error: ..." on one line of stderr, then the usage of the current command (see
+ * bench_set_usage()) and where its options are described; exit(2).
+ */
 _Noreturn void bench_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The command (NULL: top level) and one-line synopsis that usage errors print; static strings. */
+void bench_set_usage(const char *cmd, const char *synopsis);
 /* "iovaq-bench: error: ..." on stderr; returns BENCH_EXIT_FAIL for the caller to return. */
 int bench_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void bench_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -168,6 +176,12 @@ uint64_t bench_parse_u64(const struct bench_args *a, uint64_t min, uint64_t max)
 /* Index of the option's value in @choices (NULL-terminated); anything else exits(2). */
 unsigned int bench_parse_choice(const struct bench_args *a, const char *what,
 				const char *const *choices);
+/*
+ * A comma-separated list of @choices ("strict,deferred") as a bit set of their indexes (at most
+ * 64 choices); an unknown or empty element exits(2) naming it and the choices.
+ */
+uint64_t bench_parse_choice_list(const struct bench_args *a, const char *what,
+				 const char *const *choices);
 /* "a, b, c" into @buf. */
 void bench_join(char *buf, size_t len, const char *const *words, const char *sep);
 
@@ -197,7 +211,10 @@ struct bench_table {
 
 void bench_table_init(struct bench_table *t, unsigned int ncols, const char *const *head,
 		      const char *align);
-/* Append a row of ncols cells (NULL prints as "-"). Return: 0 or -ENOMEM. */
+/*
+ * Append a row of ncols cells (NULL prints as "-"); @cells NULL appends a gap (an empty line
+ * between groups of rows). Return: 0 or -ENOMEM.
+ */
 int bench_table_add(struct bench_table *t, const char *const *cells);
 void bench_table_print(const struct bench_table *t, FILE *f);
 void bench_table_free(struct bench_table *t);
@@ -228,6 +245,33 @@ void bench_json_bool(struct bench_json *j, const char *key, bool val);
 void bench_json_null(struct bench_json *j, const char *key);
 /* @text must already be valid JSON (e.g. from iovaq_stats_json()). */
 void bench_json_raw(struct bench_json *j, const char *key, const char *text);
+
+/* ---- bench/json.c: reading JSON back (compare) -------------------------------------------- */
+
+enum bench_jtype { BJ_NULL, BJ_BOOL, BJ_NUM, BJ_STR, BJ_ARR, BJ_OBJ };
+
+struct bench_jval {
+	enum bench_jtype type;
+	bool b;				/* BJ_BOOL */
+	double num;			/* BJ_NUM */
+	char *str;			/* BJ_STR, NUL-terminated UTF-8 */
+	size_t n;			/* BJ_ARR, BJ_OBJ: items */
+	struct bench_jval *items;
+	char **keys;			/* BJ_OBJ: the key of each item, in file order */
+};
+
+/*
+ * Parse every JSON value of @text (one document, or several separated by white space: JSON
+ * Lines) into @vals[@n], to be freed with bench_jval_free() each and free(@vals).
+ * Return: 0, or -EINVAL with "line L, column C: what" in @err.
+ */
+int bench_jread(const char *text, size_t len, struct bench_jval **vals, size_t *n, char *err,
+		size_t errlen);
+void bench_jval_free(struct bench_jval *v);
+/* The member @key of object @obj, or NULL (also when @obj is not an object). */
+const struct bench_jval *bench_jval_get(const struct bench_jval *obj, const char *key);
+/* ... when it is a string. */
+const char *bench_jval_str(const struct bench_jval *obj, const char *key);
 
 /* One CSV field: quoted only when it contains a comma, a quote or a newline (RFC 4180). */
 void bench_csv_field(FILE *f, const char *s, bool last);
@@ -271,6 +315,183 @@ void bench_sim_help(FILE *f);
 /* bench/run.c: "iovaq-bench run ..." with argv[0] == "run". */
 int bench_run_main(int argc, char **argv);
 void bench_run_help(FILE *f);
+
+/* bench/matrix.c: "iovaq-bench matrix ...", every policy x workload x model. */
+int bench_matrix_main(int argc, char **argv);
+void bench_matrix_help(FILE *f);
+
+/* bench/compare.c: "iovaq-bench compare A.json B.json". */
+int bench_compare_main(int argc, char **argv);
+void bench_compare_help(FILE *f);
+
+/* ---- bench/run.c: one policy on one DMA workload, for "run" and "matrix" ----------------- */
+
+/* NULL-terminated name lists; a run's choices are indexes into them. */
+#define BENCH_N_POLICIES 5
+#define BENCH_N_WORKLOADS 4
+extern const char *const bench_policy_names[];		/* strict ... passthrough */
+extern const char *const bench_workload_names[];	/* nic-rx, nic-tx, memcached, nginx */
+extern const char *const bench_backend_names[];		/* sim first */
+#define BENCH_POLICY_PASSTHROUGH 4			/* the unprotected baseline */
+
+/* The sim's cost models: a VM's IOMMU is nested, and an emulated vIOMMU is in caching mode. */
+enum bench_model {
+	BENCH_M_NATIVE,
+	BENCH_M_NESTED,		/* 2-D walks */
+	BENCH_M_NESTED_CM,	/* 2-D walks, every map and invalidation traps */
+	BENCH_N_MODELS,
+};
+extern const char *const bench_model_names[];
+
+struct bench_run_cfg {
+	unsigned int backend;	/* bench_backend_names index; 0 = sim */
+	unsigned int pol;	/* bench_policy_names index */
+	unsigned int wl;	/* bench_workload_names index */
+	unsigned int threads;
+	uint64_t ops;		/* per thread */
+	unsigned int reps;	/* timed repetitions; one more measures the breakdown */
+	uint64_t seed;
+	bool nested;		/* sim only */
+	bool caching_mode;	/* sim only */
+	uint32_t background;	/* IOVA slots of other users per thread; 0: none */
+	const char *command;	/* "run" or "matrix": the JSON "command" and progress */
+	unsigned int cell;	/* progress: this run's number in a matrix, from 1 */
+	unsigned int ncells;	/* ... of this many; 0 outside a matrix */
+};
+
+/*
+ * Options "run" and "matrix" share, with these ids in both option tables (the help texts
+ * differ). bench_run_common_opt() parses one into @cfg or the format flags and returns true,
+ * or returns false for any other id; bench_format_of() rejects --json with --csv.
+ */
+enum {
+	BENCH_O_BACKEND = 1000,
+	BENCH_O_THREADS,
+	BENCH_O_REPS,
+	BENCH_O_SEED,
+	BENCH_O_BACKGROUND,
+	BENCH_O_JSON,
+	BENCH_O_CSV,
+};
+bool bench_run_common_opt(const struct bench_args *a, int id, struct bench_run_cfg *cfg,
+			  bool *json, bool *csv);
+enum bench_format bench_format_of(bool json, bool csv);
+
+/* Default ops per thread of a workload, and the pages each op DMAs and unmaps. */
+uint64_t bench_workload_ops(unsigned int wl);
+unsigned int bench_workload_pages(unsigned int wl);
+
+/*
+ * The performance breakdown of a run: CPU ns per op. Measured parts come from one extra
+ * repetition with IOVAQ_DOMAIN_TIMING (the library's clocks) and the device's accesses timed
+ * by the bench; they add up to the thread time of that repetition. Modeled parts come from the
+ * sim's cost model. host = alloc + plan + other + every modeled part: the CPU cost of an op on
+ * a host whose IOMMU costs what the model says, with the simulator's own software left out.
+ */
+enum {
+	BENCH_CPU_ALLOC,	/* IOVA allocation (library) */
+	BENCH_CPU_MAP,		/* the backend's map calls (here: the simulator's software) */
+	BENCH_CPU_UNMAP,	/* the backend's unmap calls */
+	BENCH_CPU_PLAN,		/* planning invalidations (library) */
+	BENCH_CPU_FLUSH,	/* the backend's flush calls */
+	BENCH_CPU_DMA,		/* device accesses (the simulator, or the passthrough copy) */
+	BENCH_CPU_OTHER,	/* the rest: domain bookkeeping, the workload's own work */
+	BENCH_N_CPU,
+};
+enum {
+	BENCH_MDL_MAP,
+	BENCH_MDL_UNMAP,
+	BENCH_MDL_FLUSH_SUBMIT,	/* queueing the commands, traps and re-walks included */
+	BENCH_MDL_FLUSH_WAIT,	/* waiting for their completion */
+	BENCH_N_MDL,
+};
+extern const char *const bench_cpu_keys[];	/* JSON keys, BENCH_CPU_* order */
+extern const char *const bench_mdl_keys[];	/* JSON keys, BENCH_MDL_* order */
+
+/* What tables, plots and comparisons need from a run. NAN: not measured or not modeled. */
+struct bench_run_metrics {
+	unsigned int pol, wl, model;	/* model: enum bench_model (sim) */
+	char model_name[16];		/* "native", ..., or the backend's name */
+	bool have_sim;
+	unsigned int pages_per_op;
+	double ns_per_op;		/* wall time per op, median of the repetitions */
+	double ns_per_op_min, ns_per_op_max;
+	double inval_per_page;		/* invalidation commands per unmapped page */
+	uint64_t releases;
+	uint64_t window_ns[4];		/* p50, p99, p99.9, max */
+	uint64_t reachable_pages_max, unsafe_reuse, violations;
+	double cpu[BENCH_N_CPU];	/* measured thread-ns per op */
+	double cpu_total;		/* their sum: the breakdown repetition's thread-ns per op */
+	double mdl[BENCH_N_MDL];	/* modeled ns per op */
+	double mdl_total;
+	double host_ns_per_op;
+	double traps_per_op;
+	/* Device side, per DMA'd page (modeled; 0 under passthrough: nothing translates). */
+	double iotlb_misses, ptcache_misses[3], walk_refs, device_ns;
+	double ops_per_s;		/* measured: 1e9 / ns_per_op */
+	double host_ops_per_s;		/* one core at host_ns_per_op */
+	double host_gbit_per_s;		/* the DMA'd bytes of those ops */
+};
+
+struct bench_run;
+
+/* Open and close the backend once. Return: 0, or BENCH_EXIT_FAIL with the error printed. */
+int bench_run_probe(unsigned int backend);
+/* Run @cfg (progress on stderr). Return: 0, or BENCH_EXIT_FAIL with the error printed. */
+int bench_run_exec(const struct bench_run_cfg *cfg, struct bench_run **out);
+const struct bench_run_metrics *bench_run_metrics(const struct bench_run *r);
+/* Warnings about the run (no device model, CPUs busy with other work) on stderr. */
+void bench_run_warn(const struct bench_run *r);
+void bench_run_free(struct bench_run *r);
+/* The keys of one run record into the JSON object that is open in @j. */
+void bench_run_json(const struct bench_run *r, struct bench_json *j);
+void bench_run_csv_head(FILE *f);
+void bench_run_csv(const struct bench_run *r, FILE *f);
+
+/*
+ * The three tables of runs: cost of protection, CPU breakdown, device side. With @rel, the
+ * first has a column for host throughput relative to passthrough.
+ */
+struct bench_run_tables {
+	struct bench_table t[3];
+	bool rel;
+};
+
+void bench_run_tables_init(struct bench_run_tables *t, bool rel);
+/* @rel: host_ops_per_s relative to passthrough in the same group (NAN: unknown). */
+int bench_run_tables_add(struct bench_run_tables *t, const struct bench_run_metrics *m,
+			 double rel);
+int bench_run_tables_gap(struct bench_run_tables *t);
+void bench_run_tables_print(const struct bench_run_tables *t, FILE *f);
+void bench_run_tables_free(struct bench_run_tables *t);
+
+/* ---- bench/plot.c: PNG plots of a matrix with gnuplot ------------------------------------- */
+
+struct bench_plot_input {
+	const char *dir;
+	struct bench_run *const *runs;	/* model by model, workload by workload, policy order */
+	unsigned int n;
+	unsigned int models, workloads, policies;	/* n = their product */
+};
+
+struct bench_plot_result {
+	bool ok;		/* every PNG was written */
+	unsigned int n;
+	char **files;		/* the PNGs, as DIR/NAME.png */
+	char why[512];		/* when !ok: what went wrong and what to do */
+};
+
+/* Create DIR if missing (exit 2 if it cannot be) and warn now if gnuplot is missing. */
+void bench_plot_prepare(const char *dir);
+/*
+ * Write the data files and plots.gp into the input's directory and run gnuplot there.
+ * Return: 0, or BENCH_EXIT_FAIL (@out->why says why; nothing printed yet).
+ */
+int bench_plot_matrix(const struct bench_plot_input *in, struct bench_plot_result *out);
+/* Where the plots are (on @f), or why there are none (an error on stderr). */
+void bench_plot_report(const struct bench_plot_input *in, const struct bench_plot_result *r,
+		       FILE *f);
+void bench_plot_result_free(struct bench_plot_result *r);
 
 /* bench/alloc.c: the default suite, run by "iovaq-bench" without a command. */
 struct bench_suite_opts {

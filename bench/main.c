@@ -15,20 +15,27 @@
 struct bench_cmd {
 	const char *name;
 	const char *summary;
+	const char *synopsis;	/* printed after a usage error */
 	int (*main)(int argc, char **argv);	/* argv[0] is the command name */
 	void (*help)(FILE *f);
 };
 
 static const struct bench_cmd commands[] = {
-	{ "alloc", "time one allocator workload on a space and its magazine cache",
-	  bench_alloc_main, bench_alloc_help },
-	{ "sim", "IOVA locality vs IO page-walk cost on the simulated IOMMU (modelled)",
-	  bench_sim_main, bench_sim_help },
+	{ "matrix", "every policy x workload x model, with the performance breakdown",
+	  "[--policies LIST] [--workloads LIST] [--models LIST] [--json | --csv] [--plot DIR]",
+	  bench_matrix_main, bench_matrix_help },
+	{ "compare", "ratios B/A per metric of two JSON results (before/after)",
+	  "A.json B.json [--metrics LIST] [--json]", bench_compare_main, bench_compare_help },
 	{ "run", "one invalidation policy on one DMA workload through a domain",
-	  bench_run_main, bench_run_help },
+	  "--policy NAME --workload NAME [OPTIONS]", bench_run_main, bench_run_help },
+	{ "alloc", "time one allocator workload on a space and its magazine cache",
+	  "--workload NAME [OPTIONS]", bench_alloc_main, bench_alloc_help },
+	{ "sim", "IOVA locality vs IO page-walk cost on the simulated IOMMU (modelled)",
+	  "[--pattern NAME] [OPTIONS]", bench_sim_main, bench_sim_help },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+#define TOP_SYNOPSIS "[--json | --csv] [--reps N] [--seed N] | " BENCH_PROG " COMMAND [OPTIONS]"
 
 enum {
 	O_JSON,
@@ -91,10 +98,14 @@ int main(int argc, char **argv)
 	char valid[256];
 	int id;
 
+	bench_set_usage(NULL, TOP_SYNOPSIS);
 	if (argc > 1 && argv[1][0] != '-') {
-		for (size_t i = 0; i < N_COMMANDS; i++)
-			if (strcmp(argv[1], commands[i].name) == 0)
+		for (size_t i = 0; i < N_COMMANDS; i++) {
+			if (strcmp(argv[1], commands[i].name) == 0) {
+				bench_set_usage(commands[i].name, commands[i].synopsis);
 				return commands[i].main(argc - 1, argv + 1);
+			}
+		}
 		command_names(valid, sizeof(valid));
 		bench_usage_error("unknown command '%s' (valid: %s; see '%s --help')", argv[1],
 				  valid, BENCH_PROG);

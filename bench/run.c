@@ -54,6 +54,7 @@
  * repetition with the median time.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -86,7 +87,7 @@ enum policy {
 	P_NR,
 };
 
-static const char *const policy_names[] = {
+const char *const bench_policy_names[] = {
 	[P_STRICT] = "strict",
 	[P_DEFERRED] = "deferred",
 	[P_SAFE] = "safe-deferred",
@@ -111,7 +112,7 @@ enum workload {
 	W_NR,
 };
 
-static const char *const workload_names[] = {
+const char *const bench_workload_names[] = {
 	[W_NIC_RX] = "nic-rx",
 	[W_NIC_TX] = "nic-tx",
 	[W_MEMCACHED] = "memcached",
@@ -139,7 +140,14 @@ static const struct wl_def {
 		      NGINX_CHUNKS * NGINX_CHUNK_PAGES, NGINX_CHUNK_PAGES },
 };
 
-static const char *const backend_names[] = { "sim", "iommufd", "vfio-type1", "kshim", NULL };
+const char *const bench_backend_names[] = { "sim", "iommufd", "vfio-type1", "kshim", NULL };
+
+const char *const bench_model_names[] = {
+	[BENCH_M_NATIVE] = "native",
+	[BENCH_M_NESTED] = "nested",
+	[BENCH_M_NESTED_CM] = "nested+cm",
+	NULL,
+};
 
 enum dev_mode {
 	DEV_SIM,	/* iovaq_sim_dma() */
@@ -153,18 +161,8 @@ static const char *const dev_mode_names[] = {
 	[DEV_NONE] = "skipped",
 };
 
-struct run_cfg {
-	unsigned int backend;
-	enum policy pol;
-	enum workload wl;
-	unsigned int threads;
-	uint64_t ops;		/* per thread */
-	unsigned int reps;
-	uint64_t seed;
-	bool nested;
-	bool caching_mode;
-	uint32_t background;	/* IOVA slots of other users; 0: none */
-};
+static_assert(P_NR == BENCH_N_POLICIES, "bench.h's policy count");
+static_assert(W_NR == BENCH_N_WORKLOADS, "bench.h's workload count");
 
 /* ---- per-thread state --------------------------------------------------------------------- */
 
@@ -240,6 +238,7 @@ struct worker {
 	uint64_t unmapped_pages;
 	uint64_t pool_syncs;
 	uint64_t arenas_reserved;
+	uint64_t dev_ns;		/* device accesses, breakdown repetition only */
 
 	int err;
 	char msg[320];
@@ -247,7 +246,7 @@ struct worker {
 } __attribute__((aligned(64)));
 
 struct ctx {
-	const struct run_cfg *cfg;
+	const struct bench_run_cfg *cfg;
 	const struct wl_def *wd;
 	struct iovaq_backend *be;
 	struct iovaq_sim *sim;
@@ -255,6 +254,7 @@ struct ctx {
 	enum dev_mode dev;
 	bool safe;		/* pages come back by cookie */
 	bool arenas;
+	bool timing;		/* the breakdown repetition: IOVAQ_DOMAIN_TIMING, device timed */
 	struct worker *ws;
 
 	struct bench_gate gate;
@@ -432,15 +432,31 @@ static int arena_get(struct worker *w, struct iovaq_arena **out)
 
 /* ---- the device --------------------------------------------------------------------------- */
 
+/*
+ * The breakdown repetition times the device's accesses (the simulator's software, or the
+ * passthrough copy), so that they can be told apart from the host's own work.
+ */
+static inline uint64_t dev_clock(const struct ctx *c)
+{
+	return c->timing ? bench_now_ns() : 0;
+}
+
+static inline void dev_clock_add(struct worker *w, uint64_t t0)
+{
+	if (w->c->timing)
+		w->dev_ns += bench_now_ns() - t0;
+}
+
 /* The device writes a packet (the whole page) to @iova; the driver checks its header. */
 static inline int dev_write(struct worker *w, iovaq_iova_t iova, uint32_t page)
 {
 	struct ctx *c = w->c;
-	uint64_t tag = ++w->tag ^ TAG_MAGIC, got;
+	uint64_t tag = ++w->tag ^ TAG_MAGIC, got, t0;
 
 	if (c->dev == DEV_NONE)
 		return 0;
 	memcpy(w->devbuf, &tag, sizeof(tag));
+	t0 = dev_clock(c);
 	if (c->dev == DEV_SIM) {
 		struct iovaq_sim_access acc;
 		int err = iovaq_sim_dma(c->sim, iova, w->devbuf, PAGE, 1, &acc);
@@ -452,6 +468,7 @@ static inline int dev_write(struct worker *w, iovaq_iova_t iova, uint32_t page)
 	} else {
 		memcpy(host(w, page), w->devbuf, PAGE);
 	}
+	dev_clock_add(w, t0);
 	memcpy(&got, host(w, page), sizeof(got));
 	if (bench_unlikely(got != tag))
 		return wfail(w, -EIO, "device write to 0x%" PRIx64 " did not reach host page %u: "
@@ -472,11 +489,12 @@ static inline void drv_fill(struct worker *w, uint32_t page)
 static inline int dev_read(struct worker *w, iovaq_iova_t iova, uint32_t page)
 {
 	struct ctx *c = w->c;
-	uint64_t want, got;
+	uint64_t want, got, t0;
 
 	if (c->dev == DEV_NONE)
 		return 0;
 	memcpy(&want, host(w, page), sizeof(want));
+	t0 = dev_clock(c);
 	if (c->dev == DEV_SIM) {
 		struct iovaq_sim_access acc;
 		int err = iovaq_sim_dma(c->sim, iova, w->devbuf, PAGE, 0, &acc);
@@ -488,6 +506,7 @@ static inline int dev_read(struct worker *w, iovaq_iova_t iova, uint32_t page)
 	} else {
 		memcpy(w->devbuf, host(w, page), PAGE);
 	}
+	dev_clock_add(w, t0);
 	memcpy(&got, w->devbuf, sizeof(got));
 	if (bench_unlikely(got != want))
 		return wfail(w, -EIO, "device read of 0x%" PRIx64 " did not see host page %u: "
@@ -1060,7 +1079,7 @@ static void worker_reset(struct worker *w)
 	bench_rng_seed(&w->rng, w->c->cfg->seed, w->idx);
 	memset(w->ring, 0, RX_RING * sizeof(*w->ring));
 	w->t0 = w->t1 = 0;
-	w->dma_pages = w->unmapped_pages = w->pool_syncs = w->arenas_reserved = 0;
+	w->dma_pages = w->unmapped_pages = w->pool_syncs = w->arenas_reserved = w->dev_ns = 0;
 	w->err = 0;
 	w->msg[0] = '\0';
 	w->pin_err = 0;
@@ -1097,15 +1116,17 @@ struct rep_result {
 	uint64_t pool_syncs;
 	uint64_t arenas_reserved;	/* during the timed ops */
 	uint64_t arenas_fill;		/* before them */
+	uint64_t busy_ns;	/* every thread's timed ops plus the final sync (thread-ns) */
+	uint64_t dev_ns;	/* of which device accesses (breakdown repetition only) */
 	bool pinned;
 };
 
-static int open_backend(const struct run_cfg *cfg, struct iovaq_backend **be)
+static int open_backend(const struct bench_run_cfg *cfg, struct iovaq_backend **be)
 {
 	IOVAQ_OPTS(iovaq_sim_opts, so, .seed = cfg->seed,
 		   .flags = (cfg->nested ? IOVAQ_SIM_NESTED : 0) |
 			    (cfg->caching_mode ? IOVAQ_SIM_CACHING_MODE : 0));
-	IOVAQ_OPTS(iovaq_backend_opts, bo, .name = backend_names[cfg->backend],
+	IOVAQ_OPTS(iovaq_backend_opts, bo, .name = bench_backend_names[cfg->backend],
 		   .backend_opts = cfg->backend == 0 ? &so : NULL);
 	int err = iovaq_backend_open(&bo, be);
 
@@ -1113,7 +1134,7 @@ static int open_backend(const struct run_cfg *cfg, struct iovaq_backend **be)
 		const char *why = iovaq_backend_why();
 
 		return bench_error("cannot open backend '%s': %s (%d)%s%s",
-				   backend_names[cfg->backend], iovaq_strerror(err), err,
+				   bench_backend_names[cfg->backend], iovaq_strerror(err), err,
 				   *why ? ": " : "", why);
 	}
 	return 0;
@@ -1124,12 +1145,12 @@ static int make_domain(struct ctx *c)
 	static const struct iovaq_range msi = { IOVAQ_X86_MSI_START, IOVAQ_X86_MSI_LAST };
 	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = c->be, .policy = lib_policy[c->cfg->pol],
 		   .reserved = &msi, .n_reserved = 1, .complete = c->safe ? on_complete : NULL,
-		   .complete_arg = c);
+		   .complete_arg = c, .flags = c->timing ? IOVAQ_DOMAIN_TIMING : 0);
 	int err = iovaq_domain_create(&o, &c->dom);
 
 	if (err)
 		return bench_error("iovaq_domain_create(policy %s): %s (%d)",
-				   policy_names[c->cfg->pol], iovaq_strerror(err), err);
+				   bench_policy_names[c->cfg->pol], iovaq_strerror(err), err);
 	return 0;
 }
 
@@ -1158,11 +1179,16 @@ static void stats_delta(struct iovaq_domain_stats *d, const struct iovaq_domain_
 	d->completions = SUB(completions);
 	d->teardown_hits = SUB(teardown_hits);
 	d->teardown_evictions = SUB(teardown_evictions);
+	d->time_alloc_ns = SUB(time_alloc_ns);
+	d->time_map_ns = SUB(time_map_ns);
+	d->time_unmap_ns = SUB(time_unmap_ns);
+	d->time_plan_ns = SUB(time_plan_ns);
+	d->time_flush_ns = SUB(time_flush_ns);
 }
 
 static int run_rep(struct ctx *c, struct rep_result *rr)
 {
-	const struct run_cfg *cfg = c->cfg;
+	const struct bench_run_cfg *cfg = c->cfg;
 	IOVAQ_OPTS(iovaq_domain_stats, st0);
 	IOVAQ_OPTS(iovaq_domain_stats, st1);
 	unsigned int created = 0;
@@ -1237,7 +1263,10 @@ static int run_rep(struct ctx *c, struct rep_result *rr)
 		rr->unmapped_pages += w->unmapped_pages;
 		rr->pool_syncs += w->pool_syncs;
 		rr->arenas_reserved += w->arenas_reserved;
+		rr->busy_ns += w->t1 - w->t0;
+		rr->dev_ns += w->dev_ns;
 	}
+	rr->busy_ns += rr->sync_ns;
 	if (!ret && !c->gate.go)
 		ret = bench_error("the workers did not start");
 	if (!ret) {
@@ -1276,67 +1305,215 @@ static int run_rep(struct ctx *c, struct rep_result *rr)
 
 /* ---- one run ------------------------------------------------------------------------------ */
 
-struct run_result {
-	struct run_cfg cfg;
+struct bench_run {
+	struct bench_run_cfg cfg;
 	enum dev_mode dev;
 	double *rep_ns;
-	double ns, ns_min, ns_max;
 	struct rep_result r;	/* the median repetition */
+	struct rep_result bd;	/* the breakdown repetition (IOVAQ_DOMAIN_TIMING) */
 	double foreign_load;
 	uint64_t pool_pages;
+	struct bench_run_metrics m;
 };
+
+const char *const bench_cpu_keys[] = {
+	[BENCH_CPU_ALLOC] = "alloc", [BENCH_CPU_MAP] = "map", [BENCH_CPU_UNMAP] = "unmap",
+	[BENCH_CPU_PLAN] = "plan", [BENCH_CPU_FLUSH] = "flush", [BENCH_CPU_DMA] = "dma",
+	[BENCH_CPU_OTHER] = "other", NULL,
+};
+
+const char *const bench_mdl_keys[] = {
+	[BENCH_MDL_MAP] = "map", [BENCH_MDL_UNMAP] = "unmap",
+	[BENCH_MDL_FLUSH_SUBMIT] = "flush_submit", [BENCH_MDL_FLUSH_WAIT] = "flush_wait", NULL,
+};
+
+uint64_t bench_workload_ops(unsigned int wl)
+{
+	return wl_defs[wl].ops;
+}
+
+unsigned int bench_workload_pages(unsigned int wl)
+{
+	return wl_defs[wl].pages;
+}
 
 static double per(uint64_t n, uint64_t d)
 {
 	return d ? (double)n / (double)d : NAN;
 }
 
-static uint64_t max_reach_default(void)
+static uint64_t sim_inval_cmds(const struct iovaq_sim_counters *k)
 {
-	return IOVAQ_DOMAIN_DEFAULT_MAX_REACHABLE;
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; i < IOVAQ_INVAL_NR_KINDS; i++)
+		n += k->inval_cmds[i];
+	return n;
 }
 
-static int run_one(const struct run_cfg *cfg, struct run_result *res)
+static void model_name(char *buf, size_t len, const struct bench_run_cfg *c)
+{
+	if (c->backend != 0)
+		snprintf(buf, len, "%s", bench_backend_names[c->backend]);
+	else
+		snprintf(buf, len, "%s%s", c->nested ? "nested" : "native",
+			 c->caching_mode ? "+cm" : "");
+}
+
+/* Everything tables, plots and comparisons use, from the median and breakdown repetitions. */
+static void derive(struct bench_run *res)
+{
+	const struct bench_run_cfg *c = &res->cfg;
+	const struct rep_result *r = &res->r, *b = &res->bd;
+	const struct iovaq_sim_counters *k = &r->sc;
+	struct bench_run_metrics *m = &res->m;
+	uint64_t ops = c->ops * c->threads;
+	const uint64_t win[4] = { r->win.window_p50_ns, r->win.window_p99_ns,
+				  r->win.window_p999_ns, r->win.window_max_ns };
+	const uint64_t cpu[BENCH_N_CPU] = {
+		[BENCH_CPU_ALLOC] = b->st.time_alloc_ns, [BENCH_CPU_MAP] = b->st.time_map_ns,
+		[BENCH_CPU_UNMAP] = b->st.time_unmap_ns, [BENCH_CPU_PLAN] = b->st.time_plan_ns,
+		[BENCH_CPU_FLUSH] = b->st.time_flush_ns, [BENCH_CPU_DMA] = b->dev_ns,
+	};
+	const uint64_t mdl[BENCH_N_MDL] = {
+		[BENCH_MDL_MAP] = k->cpu_map_ns, [BENCH_MDL_UNMAP] = k->cpu_unmap_ns,
+		[BENCH_MDL_FLUSH_SUBMIT] = k->cpu_flush_submit_ns,
+		[BENCH_MDL_FLUSH_WAIT] = k->cpu_flush_wait_ns,
+	};
+	double rest;
+
+	memset(m, 0, sizeof(*m));
+	m->pol = c->pol;
+	m->wl = c->wl;
+	m->model = c->caching_mode ? (c->nested ? BENCH_M_NESTED_CM : BENCH_N_MODELS)
+				   : c->nested ? BENCH_M_NESTED : BENCH_M_NATIVE;
+	model_name(m->model_name, sizeof(m->model_name), c);
+	m->have_sim = r->have_sim;
+	m->pages_per_op = wl_defs[c->wl].pages;
+	m->ns_per_op = bench_median(res->rep_ns, c->reps);
+	m->ns_per_op_min = bench_min(res->rep_ns, c->reps);
+	m->ns_per_op_max = bench_max(res->rep_ns, c->reps);
+	m->inval_per_page = per(r->st.inval_cmds, r->unmapped_pages);
+	m->releases = r->win.releases;
+	memcpy(m->window_ns, win, sizeof(win));
+	m->reachable_pages_max = r->win.reachable_pages_max;
+	m->unsafe_reuse = r->win.unsafe_reuse;
+	m->violations = r->win.violations;
+
+	/* Measured: the parts, and "other" as what the thread time leaves of them. */
+	m->cpu_total = per(b->busy_ns, ops);
+	rest = m->cpu_total;
+	for (unsigned int i = 0; i < BENCH_CPU_OTHER; i++) {
+		m->cpu[i] = per(cpu[i], ops);
+		rest -= m->cpu[i];
+	}
+	m->cpu[BENCH_CPU_OTHER] = rest;
+
+	m->ops_per_s = 1e9 / m->ns_per_op;
+	m->mdl_total = m->host_ns_per_op = m->traps_per_op = NAN;
+	m->iotlb_misses = m->walk_refs = m->device_ns = NAN;
+	m->host_ops_per_s = m->host_gbit_per_s = NAN;
+	for (unsigned int i = 0; i < BENCH_N_MDL; i++)
+		m->mdl[i] = NAN;
+	for (unsigned int l = 0; l < 3; l++)
+		m->ptcache_misses[l] = NAN;
+	if (!r->have_sim)
+		return;
+	m->mdl_total = 0;
+	for (unsigned int i = 0; i < BENCH_N_MDL; i++) {
+		m->mdl[i] = per(mdl[i], ops);
+		m->mdl_total += m->mdl[i];
+	}
+	m->host_ns_per_op = m->cpu[BENCH_CPU_ALLOC] + m->cpu[BENCH_CPU_PLAN] +
+			    m->cpu[BENCH_CPU_OTHER] + m->mdl_total;
+	m->traps_per_op = per(k->traps, ops);
+	/* Per DMA'd page; under passthrough nothing translates and these are 0. */
+	m->iotlb_misses = per(k->iotlb_misses, r->dma_pages);
+	for (unsigned int l = 0; l < 3; l++)
+		m->ptcache_misses[l] = per(k->psc_misses[l], r->dma_pages);
+	m->walk_refs = per(k->walk_refs, r->dma_pages);
+	m->device_ns = per(k->device_ns, r->dma_pages);
+	m->host_ops_per_s = 1e9 / m->host_ns_per_op;
+	m->host_gbit_per_s = m->host_ops_per_s * (double)(m->pages_per_op * PAGE * 8) / 1e9;
+}
+
+int bench_run_probe(unsigned int backend)
+{
+	struct bench_run_cfg cfg = { .backend = backend };
+	struct iovaq_backend *be;
+	int ret = open_backend(&cfg, &be);
+
+	if (!ret)
+		iovaq_backend_close(be);
+	return ret;
+}
+
+static void run_progress(const struct bench_run_cfg *cfg, unsigned int rep)
+{
+	char model[16];
+	char what[48];
+
+	model_name(model, sizeof(model), cfg);
+	if (rep < cfg->reps)
+		snprintf(what, sizeof(what), "repetition %u/%u", rep + 1, cfg->reps);
+	else
+		snprintf(what, sizeof(what), "breakdown");
+	if (cfg->ncells)
+		bench_progress("matrix %u/%u: %s, %s, %s, %s", cfg->cell, cfg->ncells, model,
+			       bench_workload_names[cfg->wl], bench_policy_names[cfg->pol], what);
+	else
+		bench_progress("run: %s, %s, %s, %s", model, bench_policy_names[cfg->pol],
+			       bench_workload_names[cfg->wl], what);
+}
+
+int bench_run_exec(const struct bench_run_cfg *cfg, struct bench_run **out)
 {
 	struct ctx c = { .cfg = cfg, .wd = &wl_defs[cfg->wl] };
+	struct bench_run *res = calloc(1, sizeof(*res));
 	struct rep_result *reps = calloc(cfg->reps, sizeof(*reps));
 	struct bench_load load;
 	unsigned int made = 0, med = 0;
 	int ret = 0;
 
-	memset(res, 0, sizeof(*res));
+	*out = NULL;
+	if (res)
+		res->rep_ns = calloc(cfg->reps, sizeof(double));
+	c.ws = aligned_alloc(64, cfg->threads * sizeof(*c.ws));
+	if (!res || !reps || !res->rep_ns || !c.ws) {
+		ret = bench_error("out of memory");
+		goto out;
+	}
 	res->cfg = *cfg;
-	res->rep_ns = calloc(cfg->reps, sizeof(double));
+	c.cfg = &res->cfg;
 	c.safe = lib_policy[cfg->pol] == IOVAQ_POLICY_SAFE_DEFERRED;
 	c.arenas = cfg->pol == P_ARENAS;
 	c.dev = cfg->backend != 0 ? DEV_NONE : cfg->pol == P_PASS ? DEV_DIRECT : DEV_SIM;
 	res->dev = c.dev;
-	c.ws = aligned_alloc(64, cfg->threads * sizeof(*c.ws));
-	if (!reps || !res->rep_ns || !c.ws) {
-		ret = bench_error("out of memory");
-		goto out;
-	}
 	bench_gate_init(&c.gate);
 	for (; made < cfg->threads && !ret; made++)
-		ret = worker_alloc(&c, &c.ws[made], made, max_reach_default());
+		ret = worker_alloc(&c, &c.ws[made], made, IOVAQ_DOMAIN_DEFAULT_MAX_REACHABLE);
 	if (ret)
 		goto out_sync;
 	res->pool_pages = c.ws[0].npages;
 
 	bench_load_begin(&load);
 	for (unsigned int rep = 0; rep < cfg->reps && !ret; rep++) {
-		bench_progress("run: %s, %s, repetition %u/%u", policy_names[cfg->pol],
-			       workload_names[cfg->wl], rep + 1, cfg->reps);
+		run_progress(cfg, rep);
 		ret = run_rep(&c, &reps[rep]);
 		res->rep_ns[rep] = reps[rep].ns_per_op;
+	}
+	/* One more, with the library's clocks on: its two clock reads per step stay out of
+	 * the timed repetitions. */
+	if (!ret) {
+		run_progress(cfg, cfg->reps);
+		c.timing = true;
+		ret = run_rep(&c, &res->bd);
+		c.timing = false;
 	}
 	bench_progress_clear();
 	res->foreign_load = bench_load_end(&load);
 	if (ret)
 		goto out_sync;
-	res->ns = bench_median(res->rep_ns, cfg->reps);
-	res->ns_min = bench_min(res->rep_ns, cfg->reps);
-	res->ns_max = bench_max(res->rep_ns, cfg->reps);
 	/* The repetition whose time is the median (the lower middle one for an even count). */
 	for (unsigned int i = 0; i < cfg->reps; i++) {
 		unsigned int below = 0, same = 0;
@@ -1351,6 +1528,7 @@ static int run_one(const struct run_cfg *cfg, struct run_result *res)
 		}
 	}
 	res->r = reps[med];
+	derive(res);
 out_sync:
 	bench_gate_destroy(&c.gate);
 out:
@@ -1358,60 +1536,40 @@ out:
 		worker_free(&c.ws[t]);
 	free(c.ws);
 	free(reps);
+	if (ret)
+		bench_run_free(res);
+	else
+		*out = res;
 	return ret;
+}
+
+const struct bench_run_metrics *bench_run_metrics(const struct bench_run *r)
+{
+	return &r->m;
+}
+
+void bench_run_free(struct bench_run *r)
+{
+	if (!r)
+		return;
+	free(r->rep_ns);
+	free(r);
+}
+
+void bench_run_warn(const struct bench_run *r)
+{
+	if (r->dev == DEV_NONE)
+		bench_warn("backend %s has no device model: device accesses were skipped, and the "
+			   "device-side figures are null", bench_backend_names[r->cfg.backend]);
+	if (isfinite(r->foreign_load) && r->foreign_load > BENCH_FOREIGN_LOAD_WARN)
+		bench_warn("other processes used %.0f%% of the CPUs during the run (%s, %s, %s): "
+			   "times are unreliable", 100 * r->foreign_load, r->m.model_name,
+			   bench_workload_names[r->cfg.wl], bench_policy_names[r->cfg.pol]);
 }
 
 /* ---- output ------------------------------------------------------------------------------- */
 
-static void model_name(char *buf, size_t len, const struct run_cfg *c)
-{
-	if (c->backend != 0)
-		snprintf(buf, len, "%s", backend_names[c->backend]);
-	else
-		snprintf(buf, len, "%s%s", c->nested ? "nested" : "native",
-			 c->caching_mode ? "+cm" : "");
-}
-
-struct derived {
-	double inval_per_page;
-	double iotlb_miss_rate;
-	double psc_miss_per_page;
-	double walk_refs_per_page;
-	double dev_ns_per_page;
-	double cpu_ns_per_op, cpu_map, cpu_unmap, cpu_flush;
-	double traps_per_op;
-	uint64_t sim_inval_cmds;
-};
-
-static void derive(const struct run_result *res, struct derived *d)
-{
-	const struct rep_result *r = &res->r;
-	const struct iovaq_sim_counters *k = &r->sc;
-	uint64_t ops = res->cfg.ops * res->cfg.threads;
-
-	memset(d, 0, sizeof(*d));
-	d->inval_per_page = per(r->st.inval_cmds, r->unmapped_pages);
-	d->iotlb_miss_rate = d->psc_miss_per_page = d->walk_refs_per_page = NAN;
-	d->dev_ns_per_page = d->cpu_ns_per_op = d->cpu_map = d->cpu_unmap = d->cpu_flush = NAN;
-	d->traps_per_op = NAN;
-	if (!r->have_sim)
-		return;
-	d->iotlb_miss_rate = per(k->iotlb_misses, k->iotlb_hits + k->iotlb_misses);
-	/* Per DMA'd page; under passthrough nothing translates and these are 0. */
-	d->psc_miss_per_page = per(k->psc_misses[0] + k->psc_misses[1] + k->psc_misses[2],
-				   r->dma_pages);
-	d->walk_refs_per_page = per(k->walk_refs, r->dma_pages);
-	d->dev_ns_per_page = per(k->device_ns, r->dma_pages);
-	d->cpu_map = per(k->cpu_map_ns, ops);
-	d->cpu_unmap = per(k->cpu_unmap_ns, ops);
-	d->cpu_flush = per(k->cpu_flush_ns, ops);
-	d->cpu_ns_per_op = d->cpu_map + d->cpu_unmap + d->cpu_flush;
-	d->traps_per_op = per(k->traps, ops);
-	for (unsigned int i = 0; i < IOVAQ_INVAL_NR_KINDS; i++)
-		d->sim_inval_cmds += k->inval_cmds[i];
-}
-
-static const char *dev_note(const struct run_result *res)
+static const char *dev_note(const struct bench_run *res)
 {
 	switch (res->dev) {
 	case DEV_SIM:
@@ -1423,132 +1581,154 @@ static const char *dev_note(const struct run_result *res)
 	}
 }
 
-static void emit_json(const struct run_result *res, FILE *f)
+static void json_u64_or_null(struct bench_json *j, const char *key, bool have, uint64_t v)
 {
-	const struct run_cfg *c = &res->cfg;
+	if (have)
+		bench_json_u64(j, key, v);
+	else
+		bench_json_null(j, key);
+}
+
+void bench_run_json(const struct bench_run *res, struct bench_json *j)
+{
+	static const char *const win_keys[] = { "p50", "p99", "p999", "max" };
+	static const char *const level_keys[] = { "l4", "l3", "l2" };
+	const struct bench_run_cfg *c = &res->cfg;
 	const struct rep_result *r = &res->r;
+	const struct bench_run_metrics *m = &res->m;
 	const struct wl_def *wd = &wl_defs[c->wl];
-	struct derived d;
-	struct bench_json j;
-	char model[32];
+	const struct iovaq_sim_counters *k = &r->sc;
+	bool ar = c->pol == P_ARENAS;
+	double ptc = 0;
 
-	derive(res, &d);
-	model_name(model, sizeof(model), c);
-	bench_json_begin(&j, f);
-	bench_json_str(&j, "type", "run");
-	bench_json_u64(&j, "schema_version", BENCH_SCHEMA_VERSION);
-	bench_json_str(&j, "version", iovaq_version());
-	bench_json_str(&j, "command", "run");
-	bench_json_str(&j, "backend", backend_names[c->backend]);
-	bench_json_str(&j, "model", model);
-	bench_json_bool(&j, "nested", c->nested);
-	bench_json_bool(&j, "caching_mode", c->caching_mode);
-	bench_json_str(&j, "policy", policy_names[c->pol]);
-	bench_json_str(&j, "workload", workload_names[c->wl]);
-	bench_json_u64(&j, "threads", c->threads);
-	bench_json_u64(&j, "ops", c->ops);
-	bench_json_u64(&j, "total_ops", c->ops * c->threads);
-	bench_json_u64(&j, "pages_per_op", wd->pages);
-	if (c->pol == P_ARENAS) {
-		bench_json_u64(&j, "arena_pages", wd->arena_pages);
-		bench_json_u64(&j, "arena_sync_pages", wd->sync_pages);
-	} else {
-		bench_json_null(&j, "arena_pages");
-		bench_json_null(&j, "arena_sync_pages");
-	}
-	bench_json_u64(&j, "reps", c->reps);
-	bench_json_u64(&j, "seed", c->seed);
-	bench_json_u64(&j, "background", c->background);
-	bench_json_u64(&j, "pool_pages", res->pool_pages);
-	bench_json_str(&j, "device", dev_mode_names[res->dev]);
-	bench_json_double(&j, "ns_per_op", res->ns);
-	bench_json_double(&j, "ns_per_op_min", res->ns_min);
-	bench_json_double(&j, "ns_per_op_max", res->ns_max);
-	bench_json_open_array(&j, "rep_ns_per_op");
+	bench_json_str(j, "type", "run");
+	bench_json_u64(j, "schema_version", BENCH_SCHEMA_VERSION);
+	bench_json_str(j, "version", iovaq_version());
+	bench_json_str(j, "command", c->command ? c->command : "run");
+	bench_json_str(j, "backend", bench_backend_names[c->backend]);
+	bench_json_str(j, "model", m->model_name);
+	bench_json_bool(j, "nested", c->nested);
+	bench_json_bool(j, "caching_mode", c->caching_mode);
+	bench_json_str(j, "policy", bench_policy_names[c->pol]);
+	bench_json_str(j, "workload", bench_workload_names[c->wl]);
+	bench_json_u64(j, "threads", c->threads);
+	bench_json_u64(j, "ops", c->ops);
+	bench_json_u64(j, "total_ops", c->ops * c->threads);
+	bench_json_u64(j, "pages_per_op", wd->pages);
+	json_u64_or_null(j, "arena_pages", ar, wd->arena_pages);
+	json_u64_or_null(j, "arena_sync_pages", ar, wd->sync_pages);
+	bench_json_u64(j, "reps", c->reps);
+	bench_json_u64(j, "seed", c->seed);
+	bench_json_u64(j, "background", c->background);
+	bench_json_u64(j, "pool_pages", res->pool_pages);
+	bench_json_str(j, "device", dev_mode_names[res->dev]);
+
+	bench_json_double(j, "ns_per_op", m->ns_per_op);
+	bench_json_double(j, "ns_per_op_min", m->ns_per_op_min);
+	bench_json_double(j, "ns_per_op_max", m->ns_per_op_max);
+	bench_json_open_array(j, "rep_ns_per_op");
 	for (unsigned int i = 0; i < c->reps; i++)
-		bench_json_double(&j, NULL, res->rep_ns[i]);
-	bench_json_close_array(&j);
-	bench_json_u64(&j, "final_sync_ns", r->sync_ns);
-	bench_json_u64(&j, "dma_pages", r->dma_pages);
-	bench_json_u64(&j, "unmapped_pages", r->unmapped_pages);
-	bench_json_u64(&j, "inval_cmds", r->st.inval_cmds);
-	bench_json_u64(&j, "inval_domain_cmds", r->st.inval_domain_cmds);
-	bench_json_u64(&j, "inval_leaf_cmds", r->st.inval_leaf_cmds);
-	bench_json_double(&j, "inval_per_page", d.inval_per_page);
-	bench_json_u64(&j, "flushes", r->st.flushes);
-	bench_json_open(&j, "flush_reasons");
-	bench_json_u64(&j, "full", r->st.flush_full);
-	bench_json_u64(&j, "age", r->st.flush_age);
-	bench_json_u64(&j, "reachable", r->st.flush_reachable);
-	bench_json_u64(&j, "sync", r->st.flush_sync);
-	bench_json_u64(&j, "nospc", r->st.flush_nospc);
-	bench_json_u64(&j, "strict", r->st.flush_strict);
-	bench_json_close(&j);
-	bench_json_u64(&j, "queued_entries_max", r->st.queued_entries_max);
-	bench_json_u64(&j, "completions", r->st.completions);
-	bench_json_u64(&j, "releases", r->win.releases);
-	bench_json_u64(&j, "released_pages", r->win.released_pages);
-	bench_json_open(&j, "window_ns");
-	bench_json_u64(&j, "p50", r->win.window_p50_ns);
-	bench_json_u64(&j, "p99", r->win.window_p99_ns);
-	bench_json_u64(&j, "p999", r->win.window_p999_ns);
-	bench_json_u64(&j, "max", r->win.window_max_ns);
-	bench_json_close(&j);
-	bench_json_u64(&j, "max_window_ns", r->win.max_window_ns);
-	bench_json_u64(&j, "exposure_page_ns", r->win.exposure_page_ns);
-	bench_json_u64(&j, "reachable_pages_max", r->win.reachable_pages_max);
-	bench_json_u64(&j, "max_reachable_pages", r->win.max_reachable_pages);
-	bench_json_u64(&j, "unsafe_reuse", r->win.unsafe_reuse);
-	bench_json_u64(&j, "violations", r->win.violations);
-	bench_json_u64(&j, "pool_syncs", r->pool_syncs);
-	if (c->pol == P_ARENAS) {
-		bench_json_u64(&j, "arenas_reserved_fill", r->arenas_fill);
-		bench_json_u64(&j, "arenas_reserved", r->arenas_reserved);
-	}
-	if (r->have_sim) {
-		const struct iovaq_sim_counters *k = &r->sc;
+		bench_json_double(j, NULL, res->rep_ns[i]);
+	bench_json_close_array(j);
+	bench_json_u64(j, "final_sync_ns", r->sync_ns);
+	bench_json_u64(j, "dma_pages", r->dma_pages);
+	bench_json_u64(j, "unmapped_pages", r->unmapped_pages);
 
-		bench_json_double(&j, "iotlb_miss_rate", d.iotlb_miss_rate);
-		bench_json_double(&j, "ptcache_miss_per_page", d.psc_miss_per_page);
-		bench_json_open_array(&j, "ptcache_miss_per_page_by_level");
-		for (unsigned int l = 0; l < 3; l++)
-			bench_json_double(&j, NULL, per(k->psc_misses[l], r->dma_pages));
-		bench_json_close_array(&j);
-		bench_json_double(&j, "walk_refs_per_page", d.walk_refs_per_page);
-		bench_json_double(&j, "modeled_device_ns", d.dev_ns_per_page);
-		bench_json_double(&j, "modeled_cpu_ns_per_op", d.cpu_ns_per_op);
-		bench_json_open(&j, "modeled_cpu_ns_per_op_by_kind");
-		bench_json_double(&j, "map", d.cpu_map);
-		bench_json_double(&j, "unmap", d.cpu_unmap);
-		bench_json_double(&j, "flush", d.cpu_flush);
-		bench_json_close(&j);
-		bench_json_double(&j, "traps_per_op", d.traps_per_op);
-		bench_json_u64(&j, "sim_inval_cmds", d.sim_inval_cmds);
-		bench_json_u64(&j, "stale_hits", k->stale_hits);
-		bench_json_u64(&j, "faults", k->faults);
-		bench_json_u64(&j, "bad_leaf_invals", k->bad_leaf_invals);
-	} else {
-		static const char *const keys[] = {
-			"iotlb_miss_rate", "ptcache_miss_per_page", "walk_refs_per_page",
-			"modeled_device_ns", "modeled_cpu_ns_per_op", NULL,
-		};
+	bench_json_u64(j, "inval_cmds", r->st.inval_cmds);
+	bench_json_u64(j, "inval_domain_cmds", r->st.inval_domain_cmds);
+	bench_json_u64(j, "inval_leaf_cmds", r->st.inval_leaf_cmds);
+	bench_json_double(j, "inval_per_page", m->inval_per_page);
+	bench_json_u64(j, "flushes", r->st.flushes);
+	bench_json_open(j, "flush_reasons");
+	bench_json_u64(j, "full", r->st.flush_full);
+	bench_json_u64(j, "age", r->st.flush_age);
+	bench_json_u64(j, "reachable", r->st.flush_reachable);
+	bench_json_u64(j, "sync", r->st.flush_sync);
+	bench_json_u64(j, "nospc", r->st.flush_nospc);
+	bench_json_u64(j, "strict", r->st.flush_strict);
+	bench_json_close(j);
+	bench_json_u64(j, "queued_entries_max", r->st.queued_entries_max);
+	bench_json_u64(j, "completions", r->st.completions);
 
-		for (unsigned int i = 0; keys[i]; i++)
-			bench_json_null(&j, keys[i]);
+	bench_json_u64(j, "releases", r->win.releases);
+	bench_json_u64(j, "released_pages", r->win.released_pages);
+	bench_json_open(j, "window_ns");
+	for (unsigned int i = 0; i < 4; i++)
+		bench_json_u64(j, win_keys[i], m->window_ns[i]);
+	bench_json_close(j);
+	bench_json_u64(j, "max_window_ns", r->win.max_window_ns);
+	bench_json_u64(j, "exposure_page_ns", r->win.exposure_page_ns);
+	bench_json_u64(j, "reachable_pages_max", r->win.reachable_pages_max);
+	bench_json_u64(j, "max_reachable_pages", r->win.max_reachable_pages);
+	bench_json_u64(j, "unsafe_reuse", r->win.unsafe_reuse);
+	bench_json_u64(j, "violations", r->win.violations);
+	bench_json_u64(j, "pool_syncs", r->pool_syncs);
+	json_u64_or_null(j, "arenas_reserved_fill", ar, r->arenas_fill);
+	json_u64_or_null(j, "arenas_reserved", ar, r->arenas_reserved);
+
+	bench_json_open(j, "cpu_ns_per_op");
+	bench_json_open(j, "measured");
+	for (unsigned int i = 0; i < BENCH_N_CPU; i++)
+		bench_json_double(j, bench_cpu_keys[i], m->cpu[i]);
+	bench_json_double(j, "total", m->cpu_total);
+	bench_json_close(j);
+	bench_json_open(j, "modeled");
+	for (unsigned int i = 0; i < BENCH_N_MDL; i++)
+		bench_json_double(j, bench_mdl_keys[i], m->mdl[i]);
+	bench_json_double(j, "total", m->mdl_total);
+	bench_json_close(j);
+	bench_json_double(j, "host", m->host_ns_per_op);
+	bench_json_double(j, "clock_read_ns", bench_clock_read_ns());
+	bench_json_close(j);
+	bench_json_u64(j, "breakdown_wall_ns", res->bd.wall_ns);
+	bench_json_double(j, "traps_per_op", m->traps_per_op);
+
+	bench_json_open(j, "device_per_page");
+	bench_json_double(j, "iotlb_misses", m->iotlb_misses);
+	bench_json_open(j, "ptcache_misses");
+	for (unsigned int l = 0; l < 3; l++) {
+		bench_json_double(j, level_keys[l], m->ptcache_misses[l]);
+		ptc += m->ptcache_misses[l];
 	}
-	bench_json_bool(&j, "pinned", r->pinned);
-	bench_json_double(&j, "foreign_cpu_share", res->foreign_load);
-	bench_json_end(&j);
+	bench_json_double(j, "total", ptc);
+	bench_json_close(j);
+	bench_json_double(j, "walk_refs", m->walk_refs);
+	bench_json_double(j, "modeled_ns", m->device_ns);
+	bench_json_close(j);
+
+	bench_json_open(j, "throughput");
+	bench_json_double(j, "ops_per_s", m->ops_per_s);
+	bench_json_double(j, "host_ops_per_s", m->host_ops_per_s);
+	bench_json_double(j, "host_gbit_per_s", m->host_gbit_per_s);
+	bench_json_close(j);
+
+	bench_json_open(j, "sim");
+	json_u64_or_null(j, "inval_cmds", r->have_sim, sim_inval_cmds(k));
+	json_u64_or_null(j, "traps", r->have_sim, k->traps);
+	json_u64_or_null(j, "stale_hits", r->have_sim, k->stale_hits);
+	json_u64_or_null(j, "faults", r->have_sim, k->faults);
+	json_u64_or_null(j, "bad_leaf_invals", r->have_sim, k->bad_leaf_invals);
+	bench_json_close(j);
+	bench_json_bool(j, "pinned", r->pinned && res->bd.pinned);
+	bench_json_double(j, "foreign_cpu_share", res->foreign_load);
 }
 
 static const char *const csv_head[] = {
-	"backend", "model", "policy", "workload", "threads", "ops", "reps", "seed", "device",
-	"ns_per_op", "ns_per_op_min", "ns_per_op_max", "unmapped_pages", "inval_cmds",
+	"backend", "model", "policy", "workload", "threads", "ops", "reps", "seed", "background",
+	"device", "ns_per_op", "ns_per_op_min", "ns_per_op_max", "unmapped_pages", "inval_cmds",
 	"inval_per_page", "window_p50_ns", "window_p99_ns", "window_p999_ns", "window_max_ns",
-	"reachable_pages_max", "unsafe_reuse", "violations", "iotlb_miss_rate",
-	"ptcache_miss_per_page", "walk_refs_per_page", "modeled_device_ns",
-	"modeled_cpu_ns_per_op", "version", NULL,
+	"reachable_pages_max", "unsafe_reuse", "violations",
+	"cpu_alloc_ns", "cpu_map_ns", "cpu_unmap_ns", "cpu_plan_ns", "cpu_flush_ns", "cpu_dma_ns",
+	"cpu_other_ns", "cpu_total_ns", "modeled_map_ns", "modeled_unmap_ns",
+	"modeled_flush_submit_ns", "modeled_flush_wait_ns", "modeled_total_ns", "host_ns_per_op",
+	"traps_per_op", "iotlb_misses_per_page", "ptcache_l4_misses_per_page",
+	"ptcache_l3_misses_per_page", "ptcache_l2_misses_per_page", "walk_refs_per_page",
+	"modeled_device_ns_per_page", "ops_per_s", "host_ops_per_s", "host_gbit_per_s", "version",
+	NULL,
 };
+
+#define CSV_COLS (sizeof(csv_head) / sizeof(csv_head[0]) - 1)
+static_assert(BENCH_CPU_OTHER == 6 && BENCH_N_MDL == 4, "csv_head lists the breakdown");
 
 static void fmt_double(char *buf, size_t len, double v)
 {
@@ -1558,43 +1738,49 @@ static void fmt_double(char *buf, size_t len, double v)
 		buf[0] = '\0';
 }
 
-static void emit_csv(const struct run_result *res, FILE *f)
+void bench_run_csv_head(FILE *f)
 {
-	const struct run_cfg *c = &res->cfg;
+	bench_csv_head(f, csv_head);
+}
+
+void bench_run_csv(const struct bench_run *res, FILE *f)
+{
+	const struct bench_run_cfg *c = &res->cfg;
 	const struct rep_result *r = &res->r;
-	struct derived d;
-	char b[32][64];
+	const struct bench_run_metrics *m = &res->m;
+	char b[CSV_COLS][64];
+	const double d[] = {
+		m->cpu[0], m->cpu[1], m->cpu[2], m->cpu[3], m->cpu[4], m->cpu[5], m->cpu[6],
+		m->cpu_total, m->mdl[0], m->mdl[1], m->mdl[2], m->mdl[3], m->mdl_total,
+		m->host_ns_per_op, m->traps_per_op, m->iotlb_misses, m->ptcache_misses[0],
+		m->ptcache_misses[1], m->ptcache_misses[2], m->walk_refs, m->device_ns,
+		m->ops_per_s, m->host_ops_per_s, m->host_gbit_per_s,
+	};
 	unsigned int i = 0;
 
-	derive(res, &d);
-	bench_csv_head(f, csv_head);
-	snprintf(b[i++], 64, "%s", backend_names[c->backend]);
-	model_name(b[i++], 64, c);
-	snprintf(b[i++], 64, "%s", policy_names[c->pol]);
-	snprintf(b[i++], 64, "%s", workload_names[c->wl]);
+	snprintf(b[i++], 64, "%s", bench_backend_names[c->backend]);
+	snprintf(b[i++], 64, "%s", m->model_name);
+	snprintf(b[i++], 64, "%s", bench_policy_names[c->pol]);
+	snprintf(b[i++], 64, "%s", bench_workload_names[c->wl]);
 	snprintf(b[i++], 64, "%u", c->threads);
 	snprintf(b[i++], 64, "%" PRIu64, c->ops);
 	snprintf(b[i++], 64, "%u", c->reps);
 	snprintf(b[i++], 64, "%" PRIu64, c->seed);
+	snprintf(b[i++], 64, "%" PRIu32, c->background);
 	snprintf(b[i++], 64, "%s", dev_mode_names[res->dev]);
-	fmt_double(b[i++], 64, res->ns);
-	fmt_double(b[i++], 64, res->ns_min);
-	fmt_double(b[i++], 64, res->ns_max);
+	fmt_double(b[i++], 64, m->ns_per_op);
+	fmt_double(b[i++], 64, m->ns_per_op_min);
+	fmt_double(b[i++], 64, m->ns_per_op_max);
 	snprintf(b[i++], 64, "%" PRIu64, r->unmapped_pages);
 	snprintf(b[i++], 64, "%" PRIu64, r->st.inval_cmds);
-	fmt_double(b[i++], 64, d.inval_per_page);
-	snprintf(b[i++], 64, "%" PRIu64, r->win.window_p50_ns);
-	snprintf(b[i++], 64, "%" PRIu64, r->win.window_p99_ns);
-	snprintf(b[i++], 64, "%" PRIu64, r->win.window_p999_ns);
-	snprintf(b[i++], 64, "%" PRIu64, r->win.window_max_ns);
-	snprintf(b[i++], 64, "%" PRIu64, r->win.reachable_pages_max);
-	snprintf(b[i++], 64, "%" PRIu64, r->win.unsafe_reuse);
-	snprintf(b[i++], 64, "%" PRIu64, r->win.violations);
-	fmt_double(b[i++], 64, d.iotlb_miss_rate);
-	fmt_double(b[i++], 64, d.psc_miss_per_page);
-	fmt_double(b[i++], 64, d.walk_refs_per_page);
-	fmt_double(b[i++], 64, d.dev_ns_per_page);
-	fmt_double(b[i++], 64, d.cpu_ns_per_op);
+	fmt_double(b[i++], 64, m->inval_per_page);
+	for (unsigned int w = 0; w < 4; w++)
+		snprintf(b[i++], 64, "%" PRIu64, m->window_ns[w]);
+	snprintf(b[i++], 64, "%" PRIu64, m->reachable_pages_max);
+	snprintf(b[i++], 64, "%" PRIu64, m->unsafe_reuse);
+	snprintf(b[i++], 64, "%" PRIu64, m->violations);
+	for (unsigned int k = 0; k < sizeof(d) / sizeof(d[0]); k++)
+		fmt_double(b[i++], 64, d[k]);
 	snprintf(b[i++], 64, "%s", iovaq_version());
 	bench_csv_row(f, b, i);
 }
@@ -1614,88 +1800,234 @@ static void fmt_ns(char *buf, size_t len, uint64_t ns)
 		snprintf(buf, len, "%" PRIu64 " ns", ns);
 }
 
-static void fmt_opt(char *buf, size_t len, const char *fmt, double v)
+/* A figure with about three significant digits, or "-" when it is unknown. */
+static void fmt_num(char *buf, size_t len, double v)
 {
-	if (isfinite(v))
-		snprintf(buf, len, fmt, v);
-	else
+	double a = fabs(v);
+
+	if (!isfinite(v))
 		snprintf(buf, len, "-");
+	else if (a == 0)
+		snprintf(buf, len, "0");
+	else if (a >= 100)
+		snprintf(buf, len, "%.0f", v);
+	else if (a >= 10)
+		snprintf(buf, len, "%.1f", v);
+	else if (a >= 0.01)
+		snprintf(buf, len, "%.2f", v);
+	else
+		snprintf(buf, len, "%.1e", v);
 }
 
-static int emit_table(const struct run_result *res, FILE *f)
+/* Invalidation commands per page as "1", "1/16", "1/4000", or "0". */
+static void fmt_ratio(char *buf, size_t len, double v)
 {
-	static const char *const head[] = {
-		"model", "policy", "workload", "thr", "ns/op", "spread", "inval/pg", "win p99",
-		"reach max", "unsafe", "viol", "IOTLB miss", "PSC miss/pg", "walk refs/pg",
-		"dev ns/pg", "cpu ns/op",
+	if (!isfinite(v))
+		snprintf(buf, len, "-");
+	else if (v == 0)
+		snprintf(buf, len, "0");
+	else if (v >= 0.95)
+		snprintf(buf, len, "%.2g", v);
+	else
+		snprintf(buf, len, "1/%.0f", 1 / v);
+}
+
+enum { T_COST, T_CPU, T_DEV };
+
+static const char *const cost_head[] = {
+	"model", "workload", "policy", "ns/op", "spread", "host ns/op", "host Gbit/s", "vs pass",
+	"inval/page", "win p99", "win max", "reach max", "unsafe", "viol",
+};
+static const char *const cpu_head[] = {
+	"model", "workload", "policy", "alloc", "plan", "other", "be map", "be unmap", "be flush",
+	"dma", "| map*", "unmap*", "submit*", "wait*", "= host",
+};
+static const char *const dev_head[] = {
+	"model", "workload", "policy", "IOTLB miss", "PSC L4", "PSC L3", "PSC L2", "walk refs",
+	"device ns", "traps/op",
+};
+
+#define NCOLS(h) ((unsigned int)(sizeof(h) / sizeof(h[0])))
+
+void bench_run_tables_init(struct bench_run_tables *t, bool rel)
+{
+	/* Without passthrough to compare with, the cost table has no "vs pass" column. */
+	static const char *const cost_head_norel[] = {
+		"model", "workload", "policy", "ns/op", "spread", "host ns/op", "host Gbit/s",
+		"inval/page", "win p99", "win max", "reach max", "unsafe", "viol",
 	};
-	enum { NCOLS = sizeof(head) / sizeof(head[0]) };
-	const struct run_cfg *c = &res->cfg;
-	const struct rep_result *r = &res->r;
-	struct bench_table t;
-	struct derived d;
-	char cell[NCOLS][64];
-	const char *row[NCOLS];
-	unsigned int i = 0;
+
+	t->rel = rel;
+	if (rel)
+		bench_table_init(&t->t[T_COST], NCOLS(cost_head), cost_head, "lllrrrrrrrrrrr");
+	else
+		bench_table_init(&t->t[T_COST], NCOLS(cost_head_norel), cost_head_norel,
+				 "lllrrrrrrrrrr");
+	bench_table_init(&t->t[T_CPU], NCOLS(cpu_head), cpu_head, "lllrrrrrrrrrrrr");
+	bench_table_init(&t->t[T_DEV], NCOLS(dev_head), dev_head, "lllrrrrrrr");
+}
+
+int bench_run_tables_add(struct bench_run_tables *t, const struct bench_run_metrics *m,
+			 double rel)
+{
+	char c[16][24];
+	const char *row[16];
+	unsigned int i;
 	int err;
 
-	derive(res, &d);
-	bench_table_init(&t, NCOLS, head, "lllrrrrrrrrrrrrr");
-	model_name(cell[i++], 64, c);
-	snprintf(cell[i++], 64, "%s", policy_names[c->pol]);
-	snprintf(cell[i++], 64, "%s", workload_names[c->wl]);
-	snprintf(cell[i++], 64, "%u", c->threads);
-	snprintf(cell[i++], 64, "%.1f", res->ns);
-	fmt_opt(cell[i++], 64, "%.1f%%", 100.0 * (res->ns_max - res->ns_min) / res->ns);
-	fmt_opt(cell[i++], 64, "%.4f", d.inval_per_page);
-	if (r->win.releases)
-		fmt_ns(cell[i++], 64, r->win.window_p99_ns);
-	else
-		snprintf(cell[i++], 64, "-");
-	snprintf(cell[i++], 64, "%" PRIu64, r->win.reachable_pages_max);
-	snprintf(cell[i++], 64, "%" PRIu64, r->win.unsafe_reuse);
-	snprintf(cell[i++], 64, "%" PRIu64, r->win.violations);
-	fmt_opt(cell[i++], 64, "%.3f", d.iotlb_miss_rate);
-	fmt_opt(cell[i++], 64, "%.3f", d.psc_miss_per_page);
-	fmt_opt(cell[i++], 64, "%.3f", d.walk_refs_per_page);
-	fmt_opt(cell[i++], 64, "%.1f", d.dev_ns_per_page);
-	fmt_opt(cell[i++], 64, "%.1f", d.cpu_ns_per_op);
-	for (unsigned int k = 0; k < NCOLS; k++)
-		row[k] = cell[k];
-	err = bench_table_add(&t, row);
+	for (i = 0; i < 16; i++)
+		row[i] = c[i];
+	i = 3;
+	snprintf(c[0], 24, "%s", m->model_name);
+	snprintf(c[1], 24, "%s", bench_workload_names[m->wl]);
+	snprintf(c[2], 24, "%s", bench_policy_names[m->pol]);
+	fmt_num(c[i++], 24, m->ns_per_op);
+	snprintf(c[i++], 24, "%.0f%%", 100.0 * (m->ns_per_op_max - m->ns_per_op_min) /
+		 m->ns_per_op);
+	fmt_num(c[i++], 24, m->host_ns_per_op);
+	fmt_num(c[i++], 24, m->host_gbit_per_s);
+	if (t->rel) {
+		if (isfinite(rel))
+			snprintf(c[i++], 24, "%.0f%%", 100 * rel);
+		else
+			snprintf(c[i++], 24, "-");
+	}
+	fmt_ratio(c[i++], 24, m->inval_per_page);
+	if (m->releases) {
+		fmt_ns(c[i++], 24, m->window_ns[1]);
+		fmt_ns(c[i++], 24, m->window_ns[3]);
+	} else {
+		snprintf(c[i++], 24, "-");
+		snprintf(c[i++], 24, "-");
+	}
+	snprintf(c[i++], 24, "%" PRIu64, m->reachable_pages_max);
+	snprintf(c[i++], 24, "%" PRIu64, m->unsafe_reuse);
+	snprintf(c[i++], 24, "%" PRIu64, m->violations);
+	err = bench_table_add(&t->t[T_COST], row);
+
+	i = 3;
+	fmt_num(c[i++], 24, m->cpu[BENCH_CPU_ALLOC]);
+	fmt_num(c[i++], 24, m->cpu[BENCH_CPU_PLAN]);
+	fmt_num(c[i++], 24, m->cpu[BENCH_CPU_OTHER]);
+	fmt_num(c[i++], 24, m->cpu[BENCH_CPU_MAP]);
+	fmt_num(c[i++], 24, m->cpu[BENCH_CPU_UNMAP]);
+	fmt_num(c[i++], 24, m->cpu[BENCH_CPU_FLUSH]);
+	fmt_num(c[i++], 24, m->cpu[BENCH_CPU_DMA]);
+	for (unsigned int k = 0; k < BENCH_N_MDL; k++)
+		fmt_num(c[i++], 24, m->mdl[k]);
+	fmt_num(c[i++], 24, m->host_ns_per_op);
+	if (!err)
+		err = bench_table_add(&t->t[T_CPU], row);
+
+	i = 3;
+	fmt_num(c[i++], 24, m->iotlb_misses);
+	for (unsigned int l = 0; l < 3; l++)
+		fmt_num(c[i++], 24, m->ptcache_misses[l]);
+	fmt_num(c[i++], 24, m->walk_refs);
+	fmt_num(c[i++], 24, m->device_ns);
+	fmt_num(c[i++], 24, m->traps_per_op);
+	if (!err)
+		err = bench_table_add(&t->t[T_DEV], row);
+	return err;
+}
+
+int bench_run_tables_gap(struct bench_run_tables *t)
+{
+	int err = 0;
+
+	for (unsigned int k = 0; k < 3 && !err; k++)
+		err = bench_table_add(&t->t[k], NULL);
+	return err;
+}
+
+void bench_run_tables_print(const struct bench_run_tables *t, FILE *f)
+{
+	fprintf(f, "Cost of protection\n\n");
+	bench_table_print(&t->t[T_COST], f);
+	fprintf(f,
+		"\nns/op: wall time per op on this machine (median of the repetitions; spread = "
+		"(max - min) / median),\n"
+		"  the simulator's own software included. host ns/op: CPU time per op of a host "
+		"whose IOMMU costs\n"
+		"  what the sim's model says (breakdown below); host Gbit/s: the DMA'd bytes one "
+		"core moves at that\n"
+		"  rate.%s inval/page: invalidation commands per unmapped page. win: safety window "
+		"(release to\n"
+		"  t_safe), p99 and max. reach max: most pages reachable at once. unsafe: buffers "
+		"handed back\n"
+		"  before t_safe. viol: bound violations (must be 0).\n",
+		t->rel ? " vs pass: that throughput relative to passthrough (no protection).\n "
+			 : "");
+	fprintf(f, "\nCPU ns per op\n\n");
+	bench_table_print(&t->t[T_CPU], f);
+	fprintf(f,
+		"\nMeasured on this machine, in one more repetition with IOVAQ_DOMAIN_TIMING "
+		"(thread time per op):\n"
+		"  alloc = IOVA allocation, plan = planning invalidations (the library); be map, "
+		"be unmap,\n"
+		"  be flush = time in the backend's calls and dma = the device's accesses (here "
+		"the simulator's\n"
+		"  software, or the passthrough copy); other = the rest (domain bookkeeping, "
+		"completions, the\n"
+		"  workload's own work). Each measured step costs two clock reads (%.0f ns each "
+		"here), one inside\n"
+		"  its part and one in other. Modeled by the sim (*): map, unmap, invalidation "
+		"submit (traps and\n"
+		"  re-walks included) and wait. host = alloc + plan + other + the modeled parts: "
+		"the simulator's\n"
+		"  software replaced by the modeled IOMMU cost.\n", bench_clock_read_ns());
+	fprintf(f, "\nDevice side per DMA'd page (modeled by the sim)\n\n");
+	bench_table_print(&t->t[T_DEV], f);
+	fprintf(f,
+		"\nIOTLB misses; paging-structure cache (PSC) misses per level (caches of level-4, "
+		"-3 and -2\n"
+		"  entries); memory references of the page walks (2-D when nested); modeled device "
+		"ns for the\n"
+		"  translations; traps to the hypervisor per op (caching mode). Passthrough "
+		"translates nothing.\n");
+}
+
+void bench_run_tables_free(struct bench_run_tables *t)
+{
+	for (unsigned int k = 0; k < 3; k++)
+		bench_table_free(&t->t[k]);
+}
+
+static int emit_table(const struct bench_run *res, FILE *f)
+{
+	const struct bench_run_cfg *c = &res->cfg;
+	const struct rep_result *r = &res->r;
+	struct bench_run_tables t;
+	char bound[24];
+	int err;
+
+	bench_run_tables_init(&t, false);
+	err = bench_run_tables_add(&t, &res->m, NAN);
 	if (err) {
-		bench_table_free(&t);
+		bench_run_tables_free(&t);
 		return bench_error("out of memory");
 	}
-	bench_table_print(&t, f);
-	bench_table_free(&t);
+	bench_run_tables_print(&t, f);
+	bench_run_tables_free(&t);
 
+	fmt_ns(bound, sizeof(bound), r->win.max_window_ns);
 	fprintf(f,
-		"\nns/op: wall time per op over %u thread%s (%" PRIu64 " ops each, %u page%s DMA'd and "
-		"unmapped per op),\nincluding the final iovaq_domain_sync(); median of %u "
-		"repetition%s, spread (max - min) / median.\n"
-		"inval/pg: invalidation commands per unmapped page (%" PRIu64 " commands, %" PRIu64
-		" pages, %" PRIu64 " flushes).\n"
-		"win p99: safety window (release to t_safe) of %" PRIu64 " releases, bound %s; "
-		"p50 %" PRIu64 " ns, max %" PRIu64 " ns.\n"
-		"reach max: most pages reachable at once (bound %" PRIu64 "); unsafe: buffers "
-		"handed back before t_safe; viol: bound violations.\n",
+		"\n%u thread%s, %" PRIu64 " ops each (%u page%s DMA'd and unmapped per op), "
+		"%u repetition%s; the clock\n"
+		"stops after the final iovaq_domain_sync(). %" PRIu64 " invalidation commands for "
+		"%" PRIu64 " pages in %" PRIu64 " flushes;\n"
+		"%" PRIu64 " releases, window bound %s, p50 %" PRIu64 " ns, reachable-pages bound "
+		"%" PRIu64 ".\n",
 		c->threads, c->threads == 1 ? "" : "s", c->ops, wl_defs[c->wl].pages,
 		wl_defs[c->wl].pages == 1 ? "" : "s", c->reps, c->reps == 1 ? "" : "s",
-		r->st.inval_cmds, r->unmapped_pages, r->st.flushes, r->win.releases,
-		(fmt_ns(cell[0], 64, r->win.max_window_ns), cell[0]), r->win.window_p50_ns,
-		r->win.window_max_ns, r->win.max_reachable_pages);
-	if (r->have_sim)
-		fprintf(f, "Modelled by the sim (not timed), per DMA'd page: IOTLB miss rate, PSC "
-			   "misses, walk references%s and device ns;\ncpu ns/op: modelled CPU side "
-			   "per op (map %.1f + unmap %.1f + flush %.1f; %.2f traps per op).\n",
-			c->nested ? " (2-D)" : "", d.cpu_map, d.cpu_unmap, d.cpu_flush,
-			d.traps_per_op);
+		r->st.inval_cmds, r->unmapped_pages, r->st.flushes, r->win.releases, bound,
+		r->win.window_p50_ns, r->win.max_reachable_pages);
 	fprintf(f, "Device: %s. libiovaq %s, seed %" PRIu64 ".\n", dev_note(res), iovaq_version(),
 		c->seed);
 	if (c->pol == P_ARENAS)
 		fprintf(f, "Arenas: %u pages each, one sync per %u pages; %" PRIu64 " reserved "
-			   "before the timed ops, %" PRIu64 " during them.\n",
+			   "before the timed ops, %" PRIu64 " during them. The library does not time\n"
+			   "arena links and unlinks: their backend calls count under 'other'.\n",
 			wl_defs[c->wl].arena_pages, wl_defs[c->wl].sync_pages, r->arenas_fill,
 			r->arenas_reserved);
 	if (r->pool_syncs)
@@ -1704,44 +2036,73 @@ static int emit_table(const struct run_result *res, FILE *f)
 	return 0;
 }
 
+bool bench_run_common_opt(const struct bench_args *a, int id, struct bench_run_cfg *cfg,
+			  bool *json, bool *csv)
+{
+	switch (id) {
+	case BENCH_O_BACKEND:
+		cfg->backend = bench_parse_choice(a, "backend", bench_backend_names);
+		return true;
+	case BENCH_O_THREADS:
+		cfg->threads = (unsigned int)bench_parse_u64(a, 1, MAX_THREADS);
+		return true;
+	case BENCH_O_REPS:
+		cfg->reps = (unsigned int)bench_parse_u64(a, 1, MAX_REPS);
+		return true;
+	case BENCH_O_SEED:
+		cfg->seed = bench_parse_u64(a, 0, UINT64_MAX);
+		return true;
+	case BENCH_O_BACKGROUND:
+		cfg->background = (uint32_t)bench_parse_u64(a, 0, 1000000);
+		return true;
+	case BENCH_O_JSON:
+		*json = true;
+		return true;
+	case BENCH_O_CSV:
+		*csv = true;
+		return true;
+	}
+	return false;
+}
+
+enum bench_format bench_format_of(bool json, bool csv)
+{
+	if (json && csv)
+		bench_usage_error("--json and --csv exclude each other (choose one)");
+	return json ? BENCH_FMT_JSON : csv ? BENCH_FMT_CSV : BENCH_FMT_TABLE;
+}
+
 /* ---- "run" subcommand --------------------------------------------------------------------- */
 
 enum {
-	O_BACKEND,
 	O_POLICY,
 	O_WORKLOAD,
-	O_THREADS,
 	O_OPS,
-	O_REPS,
 	O_NESTED,
 	O_CACHING_MODE,
-	O_SEED,
-	O_BACKGROUND,
-	O_JSON,
-	O_CSV,
 	O_HELP,
 };
 
 static const struct bench_opt run_opts[] = {
-	{ "backend", 0, "NAME", "sim (default), iommufd, vfio-type1 or kshim", O_BACKEND },
+	{ "backend", 0, "NAME", "sim (default), iommufd, vfio-type1 or kshim", BENCH_O_BACKEND },
 	{ "policy", 0, "NAME", "strict, deferred, safe-deferred, safe-deferred+arenas\n"
 			       "or passthrough (required)", O_POLICY },
 	{ "workload", 0, "NAME", "nic-rx, nic-tx, memcached or nginx (required)", O_WORKLOAD },
 	{ "threads", 0, "N", "threads, each with its own ring on one shared domain,\n"
-			     "1..64 (default 1)", O_THREADS },
+			     "1..64 (default 1)", BENCH_O_THREADS },
 	{ "ops", 0, "N", "workload ops per thread (default: nic-rx, nic-tx 100k,\n"
 			 "memcached 50k, nginx 400)", O_OPS },
-	{ "reps", 0, "N", "repetitions, 1..1000 (default 5); the median is reported", O_REPS },
+	{ "reps", 0, "N", "repetitions, 1..1000 (default 5); the median is reported", BENCH_O_REPS },
 	{ "nested", 0, NULL, "sim: nested IO page tables (2-D walks)", O_NESTED },
 	{ "caching-mode", 0, NULL, "sim: caching mode (a vIOMMU: every invalidation\n"
 				   "and every map traps)", O_CACHING_MODE },
 	{ "background", 0, "N", "N IOVA allocations of other users per thread (mixed\n"
 				"sizes, never mapped), churned once per page mapped:\n"
 				"scatters the workload's IOVAs, 0..1M (default 0)",
-	  O_BACKGROUND },
-	{ "seed", 0, "N", "sim and background PRNG seed (default 1)", O_SEED },
-	{ "json", 0, NULL, "one JSON object", O_JSON },
-	{ "csv", 0, NULL, "CSV with a header line", O_CSV },
+	  BENCH_O_BACKGROUND },
+	{ "seed", 0, "N", "sim and background PRNG seed (default 1)", BENCH_O_SEED },
+	{ "json", 0, NULL, "one JSON object", BENCH_O_JSON },
+	{ "csv", 0, NULL, "CSV with a header line", BENCH_O_CSV },
 	{ "help", 'h', NULL, "show this help and exit", O_HELP },
 	{ NULL, 0, NULL, NULL, 0 },
 };
@@ -1794,59 +2155,40 @@ static const char *required_hint(const char *const *choices, char *buf, size_t l
 
 int bench_run_main(int argc, char **argv)
 {
-	struct run_cfg cfg = { .threads = 1, .reps = DEFAULT_REPS, .seed = DEFAULT_SEED };
-	struct run_result res;
+	struct bench_run_cfg cfg = { .threads = 1, .reps = DEFAULT_REPS, .seed = DEFAULT_SEED,
+				     .command = "run" };
+	struct bench_run *res;
 	struct bench_args a;
 	bool have_pol = false, have_wl = false, have_ops = false, json = false, csv = false;
-	bool have_backend = false;
+	enum bench_format fmt;
 	char valid[256];
 	int id, ret;
 
 	bench_args_init(&a, argc, argv, 1, "run", run_opts);
 	while ((id = bench_args_next(&a)) != BENCH_ARG_END) {
+		if (bench_run_common_opt(&a, id, &cfg, &json, &csv))
+			continue;
 		switch (id) {
 		case BENCH_ARG_POSITIONAL:
 			bench_usage_error("unexpected argument '%s' for run (options start with --; "
 					  "see '%s run --help')", a.positional, BENCH_PROG);
-		case O_BACKEND:
-			cfg.backend = bench_parse_choice(&a, "backend", backend_names);
-			have_backend = true;
-			break;
 		case O_POLICY:
-			cfg.pol = (enum policy)bench_parse_choice(&a, "policy", policy_names);
+			cfg.pol = bench_parse_choice(&a, "policy", bench_policy_names);
 			have_pol = true;
 			break;
 		case O_WORKLOAD:
-			cfg.wl = (enum workload)bench_parse_choice(&a, "workload", workload_names);
+			cfg.wl = bench_parse_choice(&a, "workload", bench_workload_names);
 			have_wl = true;
-			break;
-		case O_THREADS:
-			cfg.threads = (unsigned int)bench_parse_u64(&a, 1, MAX_THREADS);
 			break;
 		case O_OPS:
 			cfg.ops = bench_parse_u64(&a, 1, MAX_OPS);
 			have_ops = true;
-			break;
-		case O_REPS:
-			cfg.reps = (unsigned int)bench_parse_u64(&a, 1, MAX_REPS);
 			break;
 		case O_NESTED:
 			cfg.nested = true;
 			break;
 		case O_CACHING_MODE:
 			cfg.caching_mode = true;
-			break;
-		case O_SEED:
-			cfg.seed = bench_parse_u64(&a, 0, UINT64_MAX);
-			break;
-		case O_BACKGROUND:
-			cfg.background = (uint32_t)bench_parse_u64(&a, 0, 1000000);
-			break;
-		case O_JSON:
-			json = true;
-			break;
-		case O_CSV:
-			csv = true;
 			break;
 		case O_HELP:
 			bench_run_help(stdout);
@@ -1855,33 +2197,33 @@ int bench_run_main(int argc, char **argv)
 	}
 	if (!have_pol)
 		bench_usage_error("run needs --policy NAME (valid: %s)",
-				  required_hint(policy_names, valid, sizeof(valid)));
+				  required_hint(bench_policy_names, valid, sizeof(valid)));
 	if (!have_wl)
 		bench_usage_error("run needs --workload NAME (valid: %s)",
-				  required_hint(workload_names, valid, sizeof(valid)));
-	if (json && csv)
-		bench_usage_error("--json and --csv exclude each other (choose one)");
-	if (have_backend && cfg.backend != 0 && (cfg.nested || cfg.caching_mode))
+				  required_hint(bench_workload_names, valid, sizeof(valid)));
+	fmt = bench_format_of(json, csv);
+	if (cfg.backend != 0 && (cfg.nested || cfg.caching_mode))
 		bench_usage_error("--%s applies to --backend sim only (got --backend %s)",
-				  cfg.nested ? "nested" : "caching-mode", backend_names[cfg.backend]);
+				  cfg.nested ? "nested" : "caching-mode", bench_backend_names[cfg.backend]);
 	if (!have_ops)
 		cfg.ops = wl_defs[cfg.wl].ops;
 
-	ret = run_one(&cfg, &res);
-	if (!ret) {
-		if (json)
-			emit_json(&res, stdout);
-		else if (csv)
-			emit_csv(&res, stdout);
-		else
-			ret = emit_table(&res, stdout);
-		if (res.dev == DEV_NONE)
-			bench_warn("backend %s has no device model: device accesses were skipped, "
-				   "and the device-side figures are null", backend_names[cfg.backend]);
-		if (isfinite(res.foreign_load) && res.foreign_load > BENCH_FOREIGN_LOAD_WARN)
-			bench_warn("other processes used %.0f%% of the CPUs during the run: times are "
-				   "unreliable", 100 * res.foreign_load);
+	ret = bench_run_exec(&cfg, &res);
+	if (ret)
+		return ret;
+	if (fmt == BENCH_FMT_JSON) {
+		struct bench_json j;
+
+		bench_json_begin(&j, stdout);
+		bench_run_json(res, &j);
+		bench_json_end(&j);
+	} else if (fmt == BENCH_FMT_CSV) {
+		bench_run_csv_head(stdout);
+		bench_run_csv(res, stdout);
+	} else {
+		ret = emit_table(res, stdout);
 	}
-	free(res.rep_ns);
+	bench_run_warn(res);
+	bench_run_free(res);
 	return ret;
 }

@@ -27,6 +27,24 @@ uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+double bench_clock_read_ns(void)
+{
+	static double cost;
+	double v[5];
+
+	if (cost > 0)
+		return cost;
+	for (unsigned int k = 0; k < 5; k++) {
+		uint64_t t0 = bench_now_ns();
+
+		for (unsigned int i = 0; i < 2000; i++)
+			bench_now_ns();	/* a vDSO call: never optimised away */
+		v[k] = (double)(bench_now_ns() - t0) / 2001;
+	}
+	cost = bench_median(v, 5);
+	return cost;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -217,6 +235,8 @@ int bench_pin_self(int cpu)
 /* ---- messages ------------------------------------------------------------------------- */
 
 static bool progress_shown;
+static const char *usage_cmd;
+static const char *usage_synopsis = "[OPTIONS] | " BENCH_PROG " COMMAND [OPTIONS]";
 
 static void vmessage(const char *kind, const char *fmt, va_list ap)
 {
@@ -226,6 +246,12 @@ static void vmessage(const char *kind, const char *fmt, va_list ap)
 	fputc('\n', stderr);
 }
 
+void bench_set_usage(const char *cmd, const char *synopsis)
+{
+	usage_cmd = cmd;
+	usage_synopsis = synopsis;
+}
+
 void bench_usage_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -233,6 +259,9 @@ void bench_usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vmessage("error", fmt, ap);
 	va_end(ap);
+	fprintf(stderr, "Usage: %s%s%s %s\nRun '%s%s%s --help' for the options.\n", BENCH_PROG,
+		usage_cmd ? " " : "", usage_cmd ? usage_cmd : "", usage_synopsis, BENCH_PROG,
+		usage_cmd ? " " : "", usage_cmd ? usage_cmd : "");
 	exit(BENCH_EXIT_USAGE);
 }
 
@@ -455,17 +484,51 @@ out_of_range:
 			  " to %" PRIu64 ")", s, opt_name(a), min, max);
 }
 
+static int choice_index(const char *word, size_t len, const char *const *choices)
+{
+	for (int i = 0; choices[i]; i++)
+		if (strlen(choices[i]) == len && strncmp(word, choices[i], len) == 0)
+			return i;
+	return -1;
+}
+
 unsigned int bench_parse_choice(const struct bench_args *a, const char *what,
 				const char *const *choices)
 {
+	int i = choice_index(a->value, strlen(a->value), choices);
 	char valid[512];
 
-	for (unsigned int i = 0; choices[i]; i++)
-		if (strcmp(a->value, choices[i]) == 0)
-			return i;
+	if (i >= 0)
+		return (unsigned int)i;
 	bench_join(valid, sizeof(valid), choices, ", ");
 	bench_usage_error("unknown %s '%s' for %s (valid: %s)", what, a->value, opt_name(a),
 			  valid);
+}
+
+uint64_t bench_parse_choice_list(const struct bench_args *a, const char *what,
+				 const char *const *choices)
+{
+	const char *p = a->value;
+	uint64_t set = 0;
+	char valid[512];
+
+	bench_join(valid, sizeof(valid), choices, ", ");
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		int i = choice_index(p, len, choices);
+
+		if (i < 0 || i >= 64) {
+			if (!len)
+				bench_usage_error("empty %s in '%s' for %s (a comma-separated list of: "
+						  "%s)", what, a->value, opt_name(a), valid);
+			bench_usage_error("unknown %s '%.*s' for %s (valid: %s)", what, (int)len, p,
+					  opt_name(a), valid);
+		}
+		set |= 1ULL << i;
+		if (!p[len])
+			return set;
+		p += len + 1;
+	}
 }
 
 static int opt_left(char *buf, size_t len, const struct bench_opt *o)
@@ -538,8 +601,13 @@ int bench_table_add(struct bench_table *t, const char *const *cells)
 		t->cap = cap;
 	}
 	for (unsigned int c = 0; c < t->ncols; c++) {
-		char *s = strdup(cells[c] ? cells[c] : "-");
+		char *s;
 
+		if (!cells) {
+			t->cells[(size_t)t->nrows * t->ncols + c] = NULL;	/* a gap row */
+			continue;
+		}
+		s = strdup(cells[c] ? cells[c] : "-");
 		if (!s) {
 			while (c--)
 				free(t->cells[(size_t)t->nrows * t->ncols + c]);
@@ -559,13 +627,18 @@ void bench_table_print(const struct bench_table *t, FILE *f)
 	for (unsigned int c = 0; c < ncols; c++) {
 		width[c] = strlen(t->head[c]);
 		for (unsigned int r = 0; r < t->nrows; r++) {
-			size_t w = strlen(t->cells[(size_t)r * t->ncols + c]);
+			const char *cell = t->cells[(size_t)r * t->ncols + c];
+			size_t w = cell ? strlen(cell) : 0;
 
 			if (w > width[c])
 				width[c] = w;
 		}
 	}
 	for (int r = -2; r < (int)t->nrows; r++) {
+		if (r >= 0 && !t->cells[(size_t)r * t->ncols]) {
+			fputc('\n', f);
+			continue;
+		}
 		for (unsigned int c = 0; c < ncols; c++) {
 			const char *s;
 			bool right = t->align[c] == 'r';

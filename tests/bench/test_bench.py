@@ -1,0 +1,466 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#
+# iovaq-bench's interface, run by ctest (label "bench"): exit statuses and messages for every
+# kind of bad input, the JSON of a small matrix against docs/bench-schema.md, CSV, compare,
+# plots present (valid PNGs) and absent (no gnuplot), and --help against the man page.
+# Nothing here judges a time: these runs are tiny and the machine is shared.
+#
+#   test_bench.py --bench PATH --src DIR CASE
+#
+# Exit status: 0 pass, 1 fail, 77 skipped (with the reason on stdout).
+
+import argparse
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+SMALL = ["--pages", "64", "--reps", "1"]
+POLICIES = ["strict", "deferred", "safe-deferred", "safe-deferred+arenas", "passthrough"]
+WORKLOADS = ["nic-rx", "nic-tx", "memcached", "nginx"]
+MODELS = ["native", "nested", "nested+cm"]
+BACKENDS = ["sim", "iommufd", "vfio-type1", "kshim"]
+COMMANDS = ["matrix", "compare", "run", "alloc", "sim"]
+PNGS = ["throughput.png", "breakdown.png", "window-cdf.png", "inval-per-page.png"]
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL: " + what, flush=True)
+    return cond
+
+
+def run(args, env=None, cwd=None):
+    return subprocess.run([BENCH] + args, capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=300)
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+def expect_usage(args, words, status=2, usage=True):
+    """A one-line error naming every word in @words, usage on stderr, nothing on stdout."""
+    p = run(args)
+    name = "iovaq-bench " + " ".join(args)
+    lines = p.stderr.splitlines()
+    check(p.returncode == status, "%s: exit %d, expected %d (stderr: %s)"
+          % (name, p.returncode, status, p.stderr.strip()))
+    check(p.stdout == "", "%s: stdout not empty: %r" % (name, p.stdout[:200]))
+    if not check(lines and lines[0].startswith("iovaq-bench: error: "),
+                 "%s: no one-line error first on stderr: %r" % (name, p.stderr[:300])):
+        return
+    for w in words:
+        check(w in lines[0], "%s: the error does not name %r: %s" % (name, w, lines[0]))
+    if usage:
+        check(any(line.startswith("Usage: iovaq-bench") for line in lines[1:]),
+              "%s: no usage on stderr: %r" % (name, p.stderr))
+
+
+def case_cli(tmp):
+    # Unknown subcommand, flag, policy, workload, model, backend: the word and the choices.
+    expect_usage(["frobnicate"], ["'frobnicate'"] + COMMANDS)
+    expect_usage(["--frob"], ["'--frob'", "--json", "--help"])
+    expect_usage(["matrix", "--frob"], ["'--frob'", "--policies", "--plot"])
+    expect_usage(["matrix", "-x"], ["'-x'", "--policies"])
+    expect_usage(["matrix", "stray"], ["'stray'"])
+    expect_usage(["run", "--policy", "lazy", "--workload", "nic-rx"], ["'lazy'"] + POLICIES)
+    expect_usage(["run", "--policy", "strict", "--workload", "redis"],
+                 ["'redis'"] + WORKLOADS)
+    expect_usage(["run", "--policy", "strict", "--workload", "nic-rx", "--backend", "xen"],
+                 ["'xen'"] + BACKENDS)
+    expect_usage(["matrix", "--policies", "strict,lazy"], ["'lazy'"] + POLICIES)
+    expect_usage(["matrix", "--workloads", "nic-rx,,nginx"], ["empty workload"] + WORKLOADS)
+    expect_usage(["matrix", "--workloads", "redis"], ["'redis'"] + WORKLOADS)
+    expect_usage(["matrix", "--models", "nested,vm"], ["'vm'"] + MODELS)
+    expect_usage(["matrix", "--backend", "xen"], ["'xen'"] + BACKENDS)
+    expect_usage(["compare", "--frob"], ["'--frob'", "--metrics"])
+    # Numbers: not numbers, out of range, empty; the bad value named.
+    expect_usage(["matrix", "--pages", "lots"], ["'lots'", "--pages"])
+    expect_usage(["matrix", "--pages", "0"], ["'0'", "--pages", "out of range"])
+    expect_usage(["matrix", "--pages", "-5"], ["'-5'", "--pages"])
+    expect_usage(["matrix", "--reps", "1001"], ["'1001'", "--reps", "out of range"])
+    expect_usage(["matrix", "--threads", "65"], ["'65'", "--threads", "out of range"])
+    expect_usage(["matrix", "--seed", "0x10"], ["'0x10'", "--seed"])
+    expect_usage(["matrix", "--background=2M"], ["'2M'", "--background"])
+    expect_usage(["run", "--policy", "strict", "--workload", "nic-rx", "--ops", "1.5"],
+                 ["'1.5'", "--ops"])
+    expect_usage(["matrix", "--pages"], ["--pages", "needs a value"])
+    expect_usage(["matrix", "--json", "--csv"], ["--json", "--csv"])
+    expect_usage(["matrix", "--backend", "iommufd", "--models", "native"],
+                 ["--models", "iommufd"])
+    afile = os.path.join(tmp, "a-file")
+    open(afile, "w").close()
+    expect_usage(["matrix", "--plot", os.path.join(afile, "sub")], ["--plot", afile])
+    # A backend that cannot open: exit 1 with the backend's own error, before any run.
+    for cmd in (["matrix"] + SMALL, ["run", "--policy", "strict", "--workload", "nic-rx"]):
+        p = run(cmd + ["--backend", "iommufd"])
+        check(p.returncode == 1, "%s --backend iommufd: exit %d, expected 1"
+              % (cmd[0], p.returncode))
+        check("cannot open backend 'iommufd'" in p.stderr and p.stdout == "",
+              "%s --backend iommufd: %r" % (cmd[0], p.stderr))
+    # compare: files that are missing, not JSON, of another command; too few arguments.
+    bad = os.path.join(tmp, "bad.json")
+    with open(bad, "w") as f:
+        f.write('{"type": "run", "schema_version": 2,\n  "ops": 12,, }\n')
+    alloc = os.path.join(tmp, "alloc.json")
+    with open(alloc, "w") as f:
+        f.write(run(["alloc", "--workload", "nic-rx", "--ops", "1000", "--reps", "1",
+                     "--json"]).stdout)
+    missing = os.path.join(tmp, "missing.json")
+    expect_usage(["compare", missing, bad], ["'%s'" % missing, "No such file"])
+    expect_usage(["compare", bad, bad], [bad, "not valid JSON", "line 2"])
+    expect_usage(["compare", alloc, alloc], [alloc, "iovaq-bench alloc", "matrix"])
+    expect_usage(["compare", bad], ["two files"])
+    # --help of the tool and of every subcommand: exit 0, usage on stdout.
+    for cmd in [[]] + [[c] for c in COMMANDS]:
+        p = run(cmd + ["--help"])
+        check(p.returncode == 0 and p.stdout.startswith("Usage: iovaq-bench")
+              and p.stderr == "", "iovaq-bench %s --help" % " ".join(cmd))
+
+
+# ---- JSON against the schema ----------------------------------------------------------------
+
+def schema_sections(src):
+    """{section title: set of documented paths} from docs/bench-schema.md's tables."""
+    sections, cur = {}, None
+    with open(os.path.join(src, "docs", "bench-schema.md")) as f:
+        for line in f:
+            if line.startswith("## "):
+                cur = line[3:].strip()
+                sections[cur] = set()
+            elif cur and line.startswith("| `"):
+                first = line.split("|")[1]
+                sections[cur].update(re.findall(r"`([^`]+)`", first))
+    return sections
+
+
+def paths(v, prefix="", opaque=()):
+    """Every key path of a JSON value: dots for members, [] for elements."""
+    out = set()
+    if isinstance(v, dict):
+        for k, x in v.items():
+            p = prefix + ("." if prefix else "") + k
+            out.add(p)
+            if p not in opaque:
+                out |= paths(x, p, opaque)
+    elif isinstance(v, list):
+        out.add(prefix + "[]")
+        for x in v:
+            out |= paths(x, prefix + "[]", opaque)
+    return out
+
+
+def leaves(documented):
+    """Documented paths without their parents (config.ops for config.ops.nginx)."""
+    return {p for p in documented if not any(q.startswith(p + ".") or q.startswith(p + "[]")
+                                             for q in documented if q != p)}
+
+
+def check_keys(what, got, documented, optional=()):
+    # An array that is null here ("plots": null) is documented as "plots[]".
+    got = got | {p + "[]" for p in got if p + "[]" in documented}
+    got_leaves = leaves(got)
+    for p in sorted(got_leaves - documented):
+        check(False, "%s: key %s is not in docs/bench-schema.md" % (what, p))
+    for p in sorted(leaves(documented) - got - set(optional)):
+        check(False, "%s: documented key %s is missing" % (what, p))
+
+
+def number_or_null(v):
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def close(a, b, rel=1e-3):
+    return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
+
+
+def check_run(r, name):
+    """Invariants of one run record that hold whatever the timing."""
+    cpu = r["cpu_ns_per_op"]
+    m, s = cpu["measured"], cpu["modeled"]
+    parts = ["alloc", "map", "unmap", "plan", "flush", "dma", "other"]
+    check(close(sum(m[k] for k in parts), m["total"]),
+          "%s: measured parts do not add up to their total: %s" % (name, m))
+    check(all(m[k] >= 0 for k in parts if k != "other"),
+          "%s: a negative measured part: %s" % (name, m))
+    if r["backend"] == "sim":
+        mparts = ["map", "unmap", "flush_submit", "flush_wait"]
+        check(close(sum(s[k] for k in mparts), s["total"]),
+              "%s: modeled parts do not add up: %s" % (name, s))
+        check(close(cpu["host"], m["alloc"] + m["plan"] + m["other"] + s["total"]),
+              "%s: host != alloc + plan + other + modeled" % name)
+        check(r["sim"]["stale_hits"] == 0 and r["sim"]["faults"] == 0,
+              "%s: stale hits or faults" % name)
+    check(r["dma_pages"] == r["pages_per_op"] * r["total_ops"],
+          "%s: dma_pages %d != pages_per_op x total_ops" % (name, r["dma_pages"]))
+    check(len(r["rep_ns_per_op"]) == r["reps"], "%s: rep_ns_per_op has %d entries"
+          % (name, len(r["rep_ns_per_op"])))
+    pol = r["policy"]
+    if pol in ("strict", "safe-deferred", "safe-deferred+arenas"):
+        check(r["unsafe_reuse"] == 0, "%s: unsafe reuse under %s" % (name, pol))
+    if pol == "passthrough":
+        check(r["inval_cmds"] == 0, "%s: passthrough invalidated" % name)
+        if r["backend"] == "sim":
+            check(r["device_per_page"]["walk_refs"] == 0, "%s: passthrough walked" % name)
+    if pol == "strict":
+        check(r["inval_cmds"] >= 1 and r["flush_reasons"]["strict"] >= 1,
+              "%s: strict without its own flushes" % name)
+    if pol == "safe-deferred+arenas":
+        check(r["arena_pages"] is not None, "%s: arenas without arena_pages" % name)
+    else:
+        check(r["arena_pages"] is None, "%s: arena_pages without arenas" % name)
+
+
+def matrix_json(tmp, extra=()):
+    p = run(["matrix"] + SMALL + ["--json", "--seed", "7"] + list(extra))
+    check(p.returncode == 0, "matrix --json: exit %d: %s" % (p.returncode, p.stderr))
+    return p
+
+
+def case_json(tmp):
+    sections = schema_sections(SRC)
+    p = matrix_json(tmp)
+    if p.returncode:
+        return
+    lines = [line for line in p.stdout.splitlines() if line.strip()]
+    check(len(lines) == 1, "matrix --json: %d lines, expected one document" % len(lines))
+    doc = json.loads(p.stdout)
+    runs = doc["runs"]
+    top = {k: v for k, v in doc.items() if k != "runs"}
+    mx = sections["`matrix --json`: the matrix document"]
+    rr = sections["Run record: `run --json` and `matrix` runs"]
+    check_keys("matrix document", paths(top) | {"runs[]"}, {p for p in mx
+                                                            if not p.startswith("runs[].")})
+    extra = {p[len("runs[]."):] for p in mx if p.startswith("runs[].")}
+    check(len(runs) == len(POLICIES) * len(WORKLOADS) * len(MODELS),
+          "matrix: %d runs, expected %d" % (len(runs), 60))
+    for r in runs:
+        name = "%s %s %s" % (r["model"], r["workload"], r["policy"])
+        check_keys("run " + name, paths(r), rr | extra)
+        check_run(r, name)
+        check(r["command"] == "matrix" and r["seed"] == 7, name + ": command or seed")
+        check(number_or_null(r["host_vs_passthrough"]), name + ": host_vs_passthrough")
+        if r["policy"] == "passthrough":
+            check(close(r["host_vs_passthrough"], 1), name + ": passthrough vs itself != 1")
+    # The configuration is echoed, seeds included, and the runs follow it in order.
+    c = doc["config"]
+    check(doc["schema_version"] == 2 and doc["type"] == "matrix", "matrix: type or version")
+    check(c["seed"] == 7 and c["pages"] == 64 and c["reps"] == 1, "matrix: config %s" % c)
+    check(c["policies"] == POLICIES and c["workloads"] == WORKLOADS and c["models"] == MODELS,
+          "matrix: config lists %s" % c)
+    check(doc["argv"][:3] == ["matrix", "--pages", "64"], "matrix: argv %s" % doc["argv"])
+    check(c["ops"]["nginx"] == 1 and c["ops"]["memcached"] == 32 and c["ops"]["nic-rx"] == 64,
+          "matrix: ops per workload %s" % c["ops"])
+    order = [(r["model"], r["workload"], r["policy"]) for r in runs]
+    check(order == [(m, w, p) for m in MODELS for w in WORKLOADS for p in POLICIES],
+          "matrix: runs out of order")
+    check(doc["plots"] is None, "matrix: plots without --plot")
+    # The modeled figures are deterministic: the same seed gives the same ones.
+    p2 = run(["matrix"] + SMALL + ["--json", "--seed", "7", "--models", "nested+cm",
+                                     "--workloads", "nic-rx"])
+    again = json.loads(p2.stdout)["runs"]
+    first = [r for r in runs if r["model"] == "nested+cm" and r["workload"] == "nic-rx"]
+    for a, b in zip(first, again):
+        for k in ("inval_cmds", "flushes", "device_per_page", "sim"):
+            check(a[k] == b[k], "matrix: %s of %s differs between two runs with one seed"
+                  % (k, a["policy"]))
+        check(a["cpu_ns_per_op"]["modeled"] == b["cpu_ns_per_op"]["modeled"],
+              "matrix: modeled CPU of %s differs between two runs" % a["policy"])
+    # run --json: one record, the same keys.
+    p = run(["run", "--policy", "safe-deferred+arenas", "--workload", "nginx", "--ops", "2",
+             "--reps", "2", "--nested", "--json"])
+    check(p.returncode == 0, "run --json: exit %d: %s" % (p.returncode, p.stderr))
+    r = json.loads(p.stdout)
+    check_keys("run --json", paths(r), rr)
+    check_run(r, "run --json")
+    check(r["command"] == "run" and r["model"] == "nested", "run --json: command, model")
+    # alloc and sim records.
+    al = sections["`alloc --json` and the default suite"]
+    p = run(["alloc", "--workload", "mixed", "--ops", "2000", "--reps", "1", "--json"])
+    for line in p.stdout.splitlines():
+        check_keys("alloc --json", paths(json.loads(line), opaque=("stats",)),
+                   {k for k in al if k not in ("outstanding[]", "max_min_ratio")},
+                   optional=("speedup", "speedup_vs", "ns_per_op[]"))
+    si = sections["`sim --json`"]
+    p = run(["sim", "--iters", "1", "--pages", "256", "--json"])
+    recs = [json.loads(line) for line in p.stdout.splitlines()]
+    check(len(recs) >= 2 and p.returncode == 0, "sim --json: %d records" % len(recs))
+    got = set().union(*(paths(x) for x in recs)) if recs else set()
+    check_keys("sim --json", got, si)
+
+
+def case_csv(tmp):
+    p = run(["matrix"] + SMALL + ["--csv", "--models", "native,nested+cm"])
+    check(p.returncode == 0, "matrix --csv: exit %d: %s" % (p.returncode, p.stderr))
+    rows = [line.split(",") for line in p.stdout.splitlines()]
+    check(len(rows) == 1 + 2 * 4 * 5, "matrix --csv: %d lines" % len(rows))
+    head = rows[0]
+    for col in ("model", "policy", "workload", "ns_per_op", "cpu_alloc_ns", "modeled_flush_wait_ns",
+                "host_ns_per_op", "ptcache_l2_misses_per_page", "host_gbit_per_s"):
+        check(col in head, "matrix --csv: no column %s" % col)
+    check(all(len(r) == len(head) for r in rows), "matrix --csv: ragged rows")
+
+
+def case_table(tmp):
+    p = run(["matrix"] + SMALL + ["--models", "native", "--workloads", "nic-rx"])
+    check(p.returncode == 0, "matrix: exit %d: %s" % (p.returncode, p.stderr))
+    out = p.stdout
+    for title in ("Cost of protection", "CPU ns per op", "Device side per DMA'd page"):
+        check(title in out, "matrix table: no %r" % title)
+    for pol in POLICIES:
+        check(len(re.findall(r"^native +nic-rx +%s " % re.escape(pol), out, re.M)) == 3,
+              "matrix table: %s is not in all three tables" % pol)
+    # Progress goes to a terminal only: stderr is a pipe here, so it stays clean.
+    check("\r" not in p.stderr and "matrix 1/" not in p.stderr,
+          "matrix: progress on a non-terminal stderr: %r" % p.stderr[:200])
+
+
+def case_compare(tmp):
+    a = os.path.join(tmp, "a.json")
+    b = os.path.join(tmp, "b.json")
+    pa = run(["matrix"] + SMALL + ["--json", "--models", "native,nested+cm"])
+    pb = run(["matrix"] + SMALL + ["--json", "--models", "nested+cm", "--policies",
+                                     "strict,passthrough", "--seed", "3"])
+    with open(a, "w") as f:
+        f.write(pa.stdout)
+    with open(b, "w") as f:
+        f.write(pb.stdout)
+    # A against itself: every ratio is 1 (or unknown), in the table and in JSON.
+    p = run(["compare", a, a, "--json"])
+    check(p.returncode == 0, "compare A A: exit %d: %s" % (p.returncode, p.stderr))
+    doc = json.loads(p.stdout)
+    check(doc["pairs"] == 40 and not doc["only_a"] and not doc["only_b"],
+          "compare A A: pairs %s" % doc["pairs"])
+    for s in doc["summary"]:
+        check(s["geomean"] is None or close(s["geomean"], 1, 1e-9),
+              "compare A A: %s geomean %s" % (s["metric"], s["geomean"]))
+    metrics = doc["runs"][0]["metrics"]
+    for k in ("ns_per_op", "cpu_ns_per_op.host", "window_ns.p99", "device_per_page.walk_refs",
+              "cpu_ns_per_op.measured.alloc", "throughput.host_gbit_per_s"):
+        check(k in metrics, "compare --json: no metric %s" % k)
+    check("seed" not in metrics and "ops" not in metrics, "compare: config keys as metrics")
+    # A against a smaller B with another seed: the pairs, the runs only in A, the warning.
+    p = run(["compare", a, b, "--metrics", "inval_per_page,cpu_ns_per_op.modeled.total"])
+    check(p.returncode == 0, "compare A B: exit %d: %s" % (p.returncode, p.stderr))
+    check(re.search(r"^nested\+cm nic-rx strict +1\.000 +1\.000$", p.stdout, re.M) is not None,
+          "compare A B: strict's modeled figures should not depend on the seed:\n" + p.stdout)
+    check("only in A" in p.stderr and "configurations differ" in p.stderr
+          and "seed" in p.stderr, "compare A B: warnings %r" % p.stderr)
+    check("geomean B/A" in p.stdout, "compare: no summary table")
+    # run --json records (JSON Lines) compare too.
+    r1 = run(["run", "--policy", "strict", "--workload", "nic-tx", "--ops", "300", "--reps",
+              "1", "--json"]).stdout
+    r2 = run(["run", "--policy", "deferred", "--workload", "nic-tx", "--ops", "300", "--reps",
+              "1", "--json"]).stdout
+    lines = os.path.join(tmp, "runs.jsonl")
+    with open(lines, "w") as f:
+        f.write(r1 + r2)
+    p = run(["compare", lines, a, "--json"])
+    check(p.returncode == 0 and json.loads(p.stdout)["pairs"] == 2,
+          "compare runs.jsonl A: exit %d, %s" % (p.returncode, p.stdout[:200]))
+    expect_usage(["compare", lines, b], ["no run of", "counterpart"])
+    expect_usage(["compare", a, a, "--metrics", "ns_per_opp"], ["'ns_per_opp'", "ns_per_op"])
+
+
+# ---- plots ----------------------------------------------------------------------------------
+
+def png_ok(path):
+    """A PNG signature, an IHDR chunk with a plausible size and a valid CRC."""
+    with open(path, "rb") as f:
+        data = f.read(33)
+    if len(data) < 33 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return False
+    w, h = struct.unpack(">II", data[16:24])
+    crc = struct.unpack(">I", data[29:33])[0]
+    return 0 < w < 10000 and 0 < h < 10000 and zlib.crc32(data[12:29]) == crc
+
+
+def case_plot(tmp):
+    if not shutil.which("gnuplot"):
+        print("SKIP: gnuplot is not installed (Debian: gnuplot-nox; scripts/setup.sh)")
+        sys.exit(77)
+    d = os.path.join(tmp, "new", "plots")  # created, parents included
+    p = run(["matrix"] + SMALL + ["--plot", d])
+    check(p.returncode == 0, "matrix --plot: exit %d: %s" % (p.returncode, p.stderr))
+    for name in PNGS:
+        f = os.path.join(d, name)
+        check(os.path.isfile(f) and os.path.getsize(f) > 0 and png_ok(f),
+              "matrix --plot: %s missing, empty or not a PNG" % name)
+        check(f in p.stdout, "matrix --plot: %s not printed" % f)
+    for name in ("plots.gp", "throughput.dat", "breakdown.dat", "window.dat", "inval.dat"):
+        check(os.path.isfile(os.path.join(d, name)), "matrix --plot: no %s" % name)
+    # With --json, the plots are listed in the document and the message goes to stderr.
+    p = run(["matrix"] + SMALL + ["--models", "native", "--json", "--plot", d])
+    doc = json.loads(p.stdout)
+    check(doc["plots"] == [os.path.join(d, n) for n in PNGS], "matrix --json: plots %s"
+          % doc["plots"])
+    check(os.path.join(d, "throughput.png") in p.stderr, "matrix --json --plot: no message")
+
+
+def case_noplot(tmp):
+    # No gnuplot on PATH: the table still comes out, the data and script too, no PNG, and
+    # the message says what to install; exit 1.
+    empty = os.path.join(tmp, "empty-path")
+    os.mkdir(empty)
+    env = dict(os.environ, PATH=empty)
+    d = os.path.join(tmp, "plots")
+    p = run(["matrix"] + SMALL + ["--models", "native", "--plot", d], env=env)
+    check(p.returncode == 1, "matrix --plot without gnuplot: exit %d" % p.returncode)
+    check("Cost of protection" in p.stdout, "matrix --plot without gnuplot: no table")
+    check("gnuplot" in p.stderr and "gnuplot-nox" in p.stderr,
+          "matrix --plot without gnuplot: message %r" % p.stderr)
+    check(os.path.isfile(os.path.join(d, "plots.gp")), "no plots.gp without gnuplot")
+    check(not any(os.path.exists(os.path.join(d, n)) for n in PNGS), "PNGs without gnuplot")
+    p = run(["matrix"] + SMALL + ["--models", "native", "--json", "--plot", d], env=env)
+    check(p.returncode == 1 and json.loads(p.stdout)["plots"] is None,
+          "matrix --json --plot without gnuplot: exit %d" % p.returncode)
+
+
+# ---- documentation --------------------------------------------------------------------------
+
+def case_docs(tmp):
+    """Every option of every --help is in the man page."""
+    with open(os.path.join(SRC, "docs", "iovaq-bench.1")) as f:
+        man = f.read().replace("\\-", "-")
+    for cmd in [[]] + [[c] for c in COMMANDS]:
+        out = run(cmd + ["--help"]).stdout
+        section = out.split("Options:", 1)[-1]
+        for opt in sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", section))):
+            check(opt in man, "man page: %s of '%s' is not documented"
+                  % (opt, " ".join(["iovaq-bench"] + cmd)))
+        if cmd:
+            check(re.search(r"^\.SS .*\b%s\b" % cmd[0], man, re.M) is not None,
+                  "man page: no section for %s" % cmd[0])
+
+
+CASES = {"cli": case_cli, "json": case_json, "csv": case_csv, "table": case_table,
+         "compare": case_compare, "plot": case_plot, "noplot": case_noplot, "docs": case_docs}
+
+
+def main():
+    global BENCH, SRC
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", required=True)
+    ap.add_argument("--src", required=True)
+    ap.add_argument("case", choices=sorted(CASES))
+    a = ap.parse_args()
+    BENCH, SRC = os.path.abspath(a.bench), a.src
+    with tempfile.TemporaryDirectory(prefix="iovaq-bench-test.") as tmp:
+        CASES[a.case](tmp)
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
