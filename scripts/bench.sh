@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
 # The main job: set up the machine, build an optimised libiovaq and iovaq-bench in
-# build/release (Release at -O2, no sanitizers, no tests), and run iovaq-bench. Arguments are
-# passed to iovaq-bench unchanged; without any it runs its default workloads and prints a table.
+# build/release (Release at -O2, no sanitizers, no tests), and run iovaq-bench. Without
+# arguments it runs "iovaq-bench matrix --plot build/release/plots": every policy x workload x
+# sim cost model with the performance breakdown, as tables, and four PNG plots (it prints where
+# they are). Arguments are passed to iovaq-bench unchanged instead.
 #
 #   bash scripts/bench.sh
+#   bash scripts/bench.sh matrix --models native,nested+cm --json
 #   bash scripts/bench.sh alloc --workload nic-rx --json
 
 set -euo pipefail
@@ -27,5 +30,8 @@ bench=build/release/bench/iovaq-bench
 if [ ! -x "$bench" ]; then
 	echo "bench.sh: $bench was not built (no bench/*.c?)" >&2
 	exit 1
+fi
+if [ $# -eq 0 ]; then
+	set -- matrix --plot build/release/plots
 fi
 exec "$bench" "$@"
