@@ -55,7 +55,8 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "- plots: docs/img/matrix-*.png"
 	echo
 	echo '```'
-	"$bench" matrix --plot "$plots" 2>&1 | sed "s|$plots|DIR|g"
+	"$bench" matrix --plot "$plots" >"$plots/out.txt" 2>"$plots/err.txt"
+	cat "$plots/out.txt" "$plots/err.txt" | sed "s|$plots|DIR|g"
 	echo '```'
 } >"$md"
 for p in throughput breakdown window-cdf inval-per-page; do
