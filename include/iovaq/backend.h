@@ -6,8 +6,10 @@
  * Each backend is a const table of operations inside the library (src/backend/<name>.c); the
  * public handle is opaque. Backends:
  *   "sim"        a software model of a VT-d-like IOMMU (see iovaq/sim.h); always built;
- *   "iommufd"    Linux /dev/iommu (later);
- *   "vfio-type1" Linux VFIO type1 container (later);
+ *   "iommufd"    Linux /dev/iommu with a VFIO device cdev (struct iovaq_iommufd_opts); built
+ *                when linux/iommufd.h (kernel >= 6.2 uapi) is there, else open fails with
+ *                -EOPNOTSUPP;
+ *   "vfio-type1" Linux VFIO group and type1 container (struct iovaq_vfio_type1_opts);
  *   "kshim"      the kernel-glue module (later).
  *
  * Contract of every backend (the contract suite in tests/contract/ checks it):
@@ -308,6 +310,90 @@ IOVAQ_API int iovaq_backend_flush(struct iovaq_backend *be, const struct iovaq_i
  */
 IOVAQ_API int iovaq_backend_faults(struct iovaq_backend *be, struct iovaq_fault *out,
 				   size_t max);
+
+/**
+ * struct iovaq_iommufd_opts - options of the "iommufd" backend; use IOVAQ_OPTS().
+ * @sz: sizeof(struct iovaq_iommufd_opts).
+ * @device: the device whose DMA the backend maps, bound to vfio-pci: its VFIO cdev
+ *	("/dev/vfio/devices/vfio0") or its PCI address ("0000:00:03.0"). The backend opens
+ *	/dev/iommu, binds the device (VFIO_DEVICE_BIND_IOMMUFD), allocates an IOAS and attaches
+ *	the device to it; close undoes all of it. NULL means the IOVAQ_IOMMUFD_DEVICE
+ *	environment variable. Ignored when @ioas_id is non-zero.
+ * @iommufd: with @ioas_id: an open /dev/iommu file descriptor the caller owns.
+ * @ioas_id: non-zero: adopt this IOAS of @iommufd (as a VMM does that has set up its own
+ *	devices); the caller keeps both open until close, which unmaps what the backend mapped
+ *	and closes nothing. 0: open @device.
+ * @flags: must be 0.
+ *
+ * The aperture is the IOAS's allowed IOVA ranges (IOMMU_IOAS_IOVA_RANGES) after the attach,
+ * granule-aligned, without IOVA 0. Maps use IOMMU_IOAS_MAP with IOMMU_IOAS_MAP_FIXED_IOVA (the
+ * library picks IOVAs); the kernel invalidates inside every unmap, so the caps say
+ * IOVAQ_CAP_UNMAP_INVALIDATES and IOVAQ_CAP_INVAL_PER_MAPPING, and flush() has nothing to do.
+ * With a VT-d IOMMU, the caps say IOVAQ_CAP_CACHING_MODE when its capability register does.
+ */
+struct iovaq_iommufd_opts {
+	size_t sz;
+	const char *device;
+	int iommufd;
+	uint32_t ioas_id;
+	uint32_t flags;
+};
+
+/* Flags of struct iovaq_vfio_type1_opts. */
+enum {
+	/* Adopt @container (set up by the caller with VFIO_SET_IOMMU) instead of opening one. */
+	IOVAQ_VFIO_TYPE1_ADOPT = 1u << 0,
+};
+
+/**
+ * struct iovaq_vfio_type1_opts - options of the "vfio-type1" backend; use IOVAQ_OPTS().
+ * @sz: sizeof(struct iovaq_vfio_type1_opts).
+ * @device: PCI address ("0000:00:03.0") of a device bound to vfio-pci. The backend opens a
+ *	container (/dev/vfio/vfio), the device's group (/dev/vfio/N, which must be viable: every
+ *	device in it bound to vfio-pci or to no driver), sets the VFIO_TYPE1v2_IOMMU and opens
+ *	the device; close undoes all of it. NULL means the IOVAQ_VFIO_DEVICE environment
+ *	variable. Ignored with IOVAQ_VFIO_TYPE1_ADOPT.
+ * @container: with IOVAQ_VFIO_TYPE1_ADOPT: a container file descriptor the caller owns, with
+ *	its groups added and the type1 IOMMU set; close unmaps what the backend mapped and
+ *	closes nothing.
+ * @flags: IOVAQ_VFIO_TYPE1_* flags.
+ *
+ * The aperture is the container's IOVA ranges (VFIO_IOMMU_GET_INFO, capability
+ * VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE), granule-aligned, without IOVA 0. The kernel limits the
+ * number of mappings per container (module parameter dma_entry_limit, 65535 by default): a map
+ * beyond it fails with -ENOSPC. Unmap invalidates, as with iommufd.
+ */
+struct iovaq_vfio_type1_opts {
+	size_t sz;
+	const char *device;
+	int container;
+	uint32_t flags;
+};
+
+/**
+ * iovaq_backend_device_fd() - the VFIO device file descriptor a backend opened.
+ * @be: the backend.
+ *
+ * A userspace driver programs its device through it (regions, interrupts); it stays owned by
+ * the backend and is closed by iovaq_backend_close().
+ *
+ * Context: any thread.
+ * Return: the descriptor (>= 0); -EINVAL for NULL; -ENODEV if the backend has no device
+ * (sim, or a backend that adopted the caller's iommufd or container).
+ */
+IOVAQ_API int iovaq_backend_device_fd(const struct iovaq_backend *be);
+
+/**
+ * iovaq_backend_pinned_bytes() - host memory the kernel keeps pinned for this backend.
+ * @be: the backend.
+ *
+ * The iommufd and vfio-type1 backends pin every mapped byte until it is unmapped; this is the
+ * sum of the lengths of their live mappings.
+ *
+ * Context: thread-safe.
+ * Return: bytes pinned; 0 for backends that pin nothing (sim).
+ */
+IOVAQ_API uint64_t iovaq_backend_pinned_bytes(struct iovaq_backend *be);
 
 #ifdef __cplusplus
 }

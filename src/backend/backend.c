@@ -5,26 +5,35 @@
 #include <iovaq/backend.h>
 #include <iovaq/sim.h>
 #include "backend_priv.h"
+#include "vfio_common.h"
 
 /* A backend that exists in the API but may be missing from this build. */
 struct backend_entry {
 	const char *name;
-	const struct iovaq_backend_ops *ops;	/* NULL: not built */
-	const char *missing;			/* why, when ops is NULL */
+	const struct iovaq_backend_ops *const *ops;	/* *ops NULL: not built */
+	const char *missing;				/* why, when *ops is NULL */
 };
+
+static const struct iovaq_backend_ops *const sim_ops = &iovaq_sim_ops;
+static const struct iovaq_backend_ops *const no_ops = NULL;
 
 static const struct backend_entry backends[] = {
-	{ "sim", &iovaq_sim_ops, NULL },
-	{ "iommufd", NULL, "the iommufd backend is not implemented in this release" },
-	{ "vfio-type1", NULL, "the vfio-type1 backend is not implemented in this release" },
-	{ "kshim", NULL, "the kshim backend is not implemented in this release" },
+	{ "sim", &sim_ops, NULL },
+	{ "iommufd", &iovaq_iommufd_ops, iovaq_iommufd_missing },
+	{ "vfio-type1", &iovaq_vfio_type1_ops, iovaq_vfio_type1_missing },
+	{ "kshim", &no_ops, "the kshim backend is not implemented in this release" },
 };
 
-static __thread char why_buf[192];
+static __thread char why_buf[256];
 
 static void set_why(const char *a, const char *b)
 {
 	iovaq_snprintf(why_buf, sizeof(why_buf), "%s%s", a, b ? b : "");
+}
+
+void iovaq__backend_set_why(const char *msg)
+{
+	set_why(msg, NULL);
 }
 
 const char *iovaq_backend_why(void)
@@ -60,11 +69,11 @@ int iovaq_backend_open(const struct iovaq_backend_opts *opts, struct iovaq_backe
 	for (i = 0; i < IOVAQ_ARRAY_SIZE(backends); i++) {
 		if (strcmp(backends[i].name, name))
 			continue;
-		if (!backends[i].ops) {
+		if (!*backends[i].ops) {
 			set_why(backends[i].missing, NULL);
 			return -EOPNOTSUPP;
 		}
-		err = backends[i].ops->open(IOVAQ_OPTS_GET(opts, backend_opts, NULL), hooks, out);
+		err = (*backends[i].ops)->open(IOVAQ_OPTS_GET(opts, backend_opts, NULL), hooks, out);
 		if (err && !why_buf[0])
 			set_why("backend open failed: ", iovaq_strerror(err));
 		return err;
@@ -173,6 +182,22 @@ int iovaq_backend_flush(struct iovaq_backend *be, const struct iovaq_inval *cmds
 	if (!n)
 		return 0;
 	return be->ops->flush(be, cmds, n);
+}
+
+int iovaq_backend_device_fd(const struct iovaq_backend *be)
+{
+	if (!be)
+		return -EINVAL;
+	if (!be->ops->device_fd)
+		return -ENODEV;
+	return be->ops->device_fd(be);
+}
+
+uint64_t iovaq_backend_pinned_bytes(struct iovaq_backend *be)
+{
+	if (!be || !be->ops->pinned_bytes)
+		return 0;
+	return be->ops->pinned_bytes(be);
 }
 
 int iovaq_backend_faults(struct iovaq_backend *be, struct iovaq_fault *out, size_t max)

@@ -30,6 +30,8 @@ struct iovaq_backend;
  *	mapping, -ENOENT if it holds none. Context: thread-safe, may block.
  * @flush: execute commands in order and wait for completion. Context: thread-safe, may block.
  * @faults: optional; drain up to @max fault-log entries. Context: thread-safe.
+ * @device_fd: optional; the VFIO device fd the backend owns, or -ENODEV.
+ * @pinned_bytes: optional; host bytes the kernel keeps pinned. Context: thread-safe.
  */
 struct iovaq_backend_ops {
 	const char *name;
@@ -41,6 +43,8 @@ struct iovaq_backend_ops {
 	int (*unmap)(struct iovaq_backend *be, iovaq_iova_t iova, size_t len);
 	int (*flush)(struct iovaq_backend *be, const struct iovaq_inval *cmds, size_t n);
 	int (*faults)(struct iovaq_backend *be, struct iovaq_fault *out, size_t max);
+	int (*device_fd)(const struct iovaq_backend *be);
+	uint64_t (*pinned_bytes)(struct iovaq_backend *be);
 };
 
 /*
@@ -54,5 +58,10 @@ struct iovaq_backend {
 };
 
 extern const struct iovaq_backend_ops iovaq_sim_ops;
+/* NULL when not built here; then *_missing says why (src/backend/iommufd.c, vfio_type1.c). */
+extern const struct iovaq_backend_ops *const iovaq_iommufd_ops;
+extern const char iovaq_iommufd_missing[];
+extern const struct iovaq_backend_ops *const iovaq_vfio_type1_ops;
+extern const char iovaq_vfio_type1_missing[];
 
 #endif /* IOVAQ_BACKEND_PRIV_H */

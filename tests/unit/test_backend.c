@@ -41,17 +41,47 @@ Test(backend_open, unknown_name)
 /* Backends that exist in the API but are not built in this release. */
 Test(backend_open, not_built)
 {
-	static const char *const names[] = { "iommufd", "vfio-type1", "kshim" };
+	IOVAQ_OPTS(iovaq_backend_opts, o, .name = "kshim");
+	struct iovaq_backend *be = (struct iovaq_backend *)(uintptr_t)0x1;
+	int err = iovaq_backend_open(&o, &be);
+
+	cr_assert_eq(err, -EOPNOTSUPP, "open \"kshim\": %d (%s)", err, iovaq_strerror(err));
+	cr_assert_eq((uintptr_t)be, 0x1, "*out touched on failure");
+	cr_assert_str_not_empty(iovaq_backend_why(), "no reason for \"kshim\"");
+}
+
+/*
+ * The Linux backends without a device to open (none named, or a PCI address that does not
+ * exist): a clear failure, or -EOPNOTSUPP where they are not built; never success, and *out
+ * untouched. They are tested for real in the VM tier (tests/vm/).
+ */
+Test(backend_open, linux_backends_without_device)
+{
+	static const char *const names[] = { "iommufd", "vfio-type1" };
+	const struct iovaq_iommufd_opts ifd = { .sz = sizeof(ifd), .device = "00ff:ff:1f.7" };
+	const struct iovaq_vfio_type1_opts vt1 = { .sz = sizeof(vt1), .device = "00ff:ff:1f.7" };
+	const void *bad_dev[] = { &ifd, &vt1 };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		IOVAQ_OPTS(iovaq_backend_opts, o, .name = names[i]);
-		struct iovaq_backend *be = (struct iovaq_backend *)(uintptr_t)0x1;
-		int err = iovaq_backend_open(&o, &be);
+		for (int with_dev = 0; with_dev < 2; with_dev++) {
+			IOVAQ_OPTS(iovaq_backend_opts, o, .name = names[i],
+				   .backend_opts = with_dev ? bad_dev[i] : NULL);
+			struct iovaq_backend *be = (struct iovaq_backend *)(uintptr_t)0x1;
+			int err;
 
-		cr_assert_eq(err, -EOPNOTSUPP, "open \"%s\": %d (%s)", names[i], err,
-			     iovaq_strerror(err));
-		cr_assert_eq((uintptr_t)be, 0x1, "*out touched on failure");
-		cr_assert_str_not_empty(iovaq_backend_why(), "no reason for \"%s\"", names[i]);
+			unsetenv("IOVAQ_IOMMUFD_DEVICE");
+			unsetenv("IOVAQ_VFIO_DEVICE");
+			err = iovaq_backend_open(&o, &be);
+			cr_assert_lt(err, 0, "open \"%s\" without a device succeeded", names[i]);
+			if (err != -EOPNOTSUPP)
+				cr_assert(err == (with_dev ? -ENODEV : -EINVAL),
+					  "open \"%s\" (%s): %d (%s): %s", names[i],
+					  with_dev ? "no such device" : "no device", err,
+					  iovaq_strerror(err), iovaq_backend_why());
+			cr_assert_eq((uintptr_t)be, 0x1, "*out touched on failure");
+			cr_assert_str_not_empty(iovaq_backend_why(), "no reason for \"%s\"",
+						names[i]);
+		}
 	}
 }
 

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#
+# Build the VM tier's initramfs: busybox-static, tests/vm/init, test programs and the shared
+# libraries they need (the loader included, found with ldd), and optionally kernel modules.
+#
+#   tests/vm/mkinitramfs.sh OUT.cpio.gz [--modules DIR] PROGRAM...
+#
+# --modules DIR: a kernel tree unpacked by fetch-kernel.sh; the VFIO modules that init loads
+# are taken from it (decompressed: busybox insmod does not read .ko.xz).
+
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+out=$1
+shift
+mods=""
+if [ "${1:-}" = --modules ]; then
+	mods=$2
+	shift 2
+fi
+[ $# -gt 0 ] || vm_die "usage: mkinitramfs.sh OUT.cpio.gz [--modules DIR] PROGRAM..."
+[ -x /bin/busybox ] || vm_die "/bin/busybox missing: run scripts/setup-vm.sh (busybox-static)"
+/bin/busybox --list | grep -qx poweroff || vm_die "/bin/busybox is not busybox-static"
+
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,proc,sys,dev,tmp,lib/modules,iovaq/tests}
+cp /bin/busybox "$root/bin/busybox"
+cp "$vm_dir/init" "$root/init"
+chmod 755 "$root/init"
+
+copy_lib() {
+	local f=$1
+	[ -e "$root$f" ] && return 0
+	mkdir -p "$root$(dirname "$f")"
+	cp -L "$f" "$root$f"
+}
+for p in "$@"; do
+	[ -x "$p" ] || vm_die "no program $p"
+	cp "$p" "$root/iovaq/tests/"
+	# "libfoo.so => /path (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
+	for lib in $(ldd "$p" 2>/dev/null | grep -oE '/[^ ]+' || true); do
+		copy_lib "$lib"
+	done
+done
+
+if [ -n "$mods" ]; then
+	kdir=$(ls -d "$mods"/lib/modules/*/kernel | head -n1)
+	for m in virt/lib/irqbypass drivers/vfio/vfio drivers/vfio/vfio_iommu_type1 \
+		drivers/vfio/pci/vfio-pci-core drivers/vfio/pci/vfio-pci; do
+		f=$kdir/$m.ko.xz
+		[ -f "$f" ] || vm_die "module $m missing in $kdir"
+		xz -dc "$f" >"$root/lib/modules/$(basename "$m").ko"
+	done
+fi
+
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp"
+mv "$out.tmp" "$out"

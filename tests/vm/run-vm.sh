@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#
+# Boot a kernel and initramfs under QEMU (TCG) with an emulated VT-d and the edu device, wait
+# for the guest's result line, and exit with it.
+#
+#   tests/vm/run-vm.sh KERNEL INITRD LOGDIR TAG
+#
+# The machine (DESIGN.md §7): q35 with a split irqchip, -cpu max, intel-iommu with interrupt
+# remapping and caching mode (so that VFIO works in the guest, and every invalidation traps),
+# edu with a full 64-bit DMA mask (its default clamps DMA addresses to 28 bits). No network, no
+# disk. The serial console goes to LOGDIR/TAG.console; QEMU's VT-d invalidation trace events to
+# LOGDIR/TAG.trace (-D), summarised on stdout (descriptors by type).
+#
+# Exit: 0 when the guest printed "iovaq-vm: N passed, 0 failed, ..." with N > 0; 1 when it
+# printed failures, printed no result, or did not power off within IOVAQ_VM_TIMEOUT seconds
+# (default 900; the guest is killed then).
+#
+# Environment: IOVAQ_VM_TIMEOUT, IOVAQ_VM_ACCEL (default tcg: /dev/kvm on the project's machines
+# cannot boot these kernels), IOVAQ_VM_CM (caching-mode, default on), IOVAQ_VM_TRACE (0: no
+# trace file).
+
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[ $# -eq 4 ] || vm_die "usage: run-vm.sh KERNEL INITRD LOGDIR TAG"
+kernel=$1 initrd=$2 logdir=$3 tag=$4
+limit=${IOVAQ_VM_TIMEOUT:-900}
+accel=${IOVAQ_VM_ACCEL:-tcg}
+qemu=$(command -v qemu-system-x86_64 || true)
+[ -n "$qemu" ] || vm_die "qemu-system-x86_64 missing: run scripts/setup-vm.sh"
+mkdir -p "$logdir"
+console=$logdir/$tag.console
+trace=$logdir/$tag.trace
+rm -f "$console" "$trace"
+
+trace_args=()
+if [ "${IOVAQ_VM_TRACE:-1}" != 0 ]; then
+	trace_args=(-trace 'enable=vtd_inv_desc*' -trace 'enable=vtd_dmar_fault' -D "$trace")
+fi
+cpu=max
+[ "$accel" = tcg ] || cpu=host
+# The guest's own time limit per test program is a little under ours.
+t0=$SECONDS
+set +e
+timeout --kill-after=10 "$limit" "$qemu" \
+	-accel "$accel" -machine q35,kernel-irqchip=split -cpu "$cpu" -smp 1 -m 1G \
+	-device intel-iommu,intremap=on,caching-mode="${IOVAQ_VM_CM:-on}" \
+	-device edu,dma_mask=0xffffffffffffffff \
+	-nodefaults -vga none -display none -no-reboot -net none \
+	-serial "file:$console" -monitor none \
+	"${trace_args[@]}" \
+	-kernel "$kernel" -initrd "$initrd" \
+	-append "console=ttyS0 no_timer_check intel_iommu=on iommu.strict=1 panic=-1 quiet loglevel=4 iovaq.timeout=$((limit - 60))"
+rc=$?
+set -e
+secs=$((SECONDS - t0))
+
+if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+	vm_log "$tag: the guest did not finish within $limit s: killed (console: $console)"
+	tail -n 20 "$console" >&2 || true
+	exit 1
+fi
+result=$(grep -aE '^iovaq-vm: [0-9]+ passed, [0-9]+ failed' "$console" | tail -n1 || true)
+if [ -f "$trace" ]; then
+	# One line per descriptor type (vtd_inv_desc_iotlb_pages, ..._domain, ..._global, wait).
+	summary=$(grep -aoE 'vtd_inv_desc[a-z_]*' "$trace" | sort | uniq -c |
+		awk '{ printf "%s%s=%s", sep, $2, $1; sep = ", " }')
+	echo "$tag: QEMU VT-d invalidation descriptors: ${summary:-none}"
+fi
+grep -a 'iovaq-vm: \(FAIL\|init at\|edu\)' "$console" || true
+if [ -z "$result" ]; then
+	vm_log "$tag: no result line from the guest (QEMU exit $rc, $secs s); console tail:"
+	tail -n 30 "$console" >&2 || true
+	exit 1
+fi
+echo "$tag: ${result#iovaq-vm: } ($secs s)"
+case $result in
+*" 0 passed,"*) exit 1 ;;
+*" 0 failed"*) exit 0 ;;
+*) exit 1 ;;
+esac
