@@ -63,8 +63,8 @@ struct ct_state {
  *	(the test then skips: the device is not there).
  * @slow: each access costs milliseconds (a real device): the checks sample mappings.
  * @wo_readable: the device may read a mapping made with IOVAQ_PROT_WRITE only (observed with
- *	QEMU's VT-d under Linux 6.12 through VFIO type1); the permission test then checks the
- *	write side only.
+ *	QEMU's VT-d under Linux 6.12, through iommufd and VFIO type1); the permission test then
+ *	checks the write side only.
  */
 struct ct_device_ops {
 	const char *what;
