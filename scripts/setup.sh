@@ -13,6 +13,7 @@
 #   gnuplot-nox                        plots of benchmark results
 #   clang                              fuzzing (libFuzzer) in later work
 #   python3                            scripts/test.sh (valgrind runner)
+#   python3-pytest python3-matplotlib  Python bindings' tests and example plot (bindings/)
 
 set -euo pipefail
 
@@ -20,6 +21,7 @@ packages=(
 	build-essential cmake pkg-config
 	liburcu-dev libjemalloc-dev libcriterion-dev
 	valgrind gnuplot-nox clang python3
+	python3-pytest python3-matplotlib
 )
 
 log() { echo "setup.sh: $*" >&2; }
