@@ -181,7 +181,8 @@ IOVAQ_API int iovaq_cache_stats(struct iovaq_cache *c, struct iovaq_stats *st);
  * space with exactly its class size, aligned, and cached once only: every granule is thus in
  * exactly one state (free, cached, allocated to a caller). With IOVAQ_CACHE_CHECKED it also
  * checks that the allocations recorded as the callers' are exactly the space's allocations
- * that are not cached.
+ * that are not cached (so it fails, -EUCLEAN, if the space has allocations made directly,
+ * around the cache).
  *
  * Context: the cache must be quiescent: no other thread may call into @c meanwhile.
  * Return: 0 if consistent, -EINVAL for NULL, -ENOMEM if the check could not allocate,

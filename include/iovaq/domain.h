@@ -223,10 +223,14 @@ IOVAQ_API int iovaq_domain_unmap(struct iovaq_domain *dom, iovaq_iova_t iova, si
  * iovaq_domain_sync() - make everything released so far unreachable.
  * @dom: the domain.
  *
- * Flushes the queue, returns the IOVAs to the cache and delivers safe-deferred completions.
+ * Really unmaps the mappings optimistic teardown kept, finishes arenas whose release the
+ * backend refused (iovaq_arena_release()), flushes the queue, returns the IOVAs to the cache
+ * and delivers safe-deferred completions.
  *
  * Context: thread-safe; blocks for the flush.
- * Return: 0, or the backend's flush error (the entries stay queued; a later sync retries).
+ * Return: 0 when everything released before the call is unreachable; otherwise the backend's
+ * flush error (the entries stay queued), or failing that its unmap error for a kept mapping
+ * or an arena (they stay mapped). A later sync retries all of them.
  */
 IOVAQ_API int iovaq_domain_sync(struct iovaq_domain *dom);
 
@@ -478,6 +482,9 @@ IOVAQ_API int iovaq_arena_sync(struct iovaq_arena *a, uint64_t cookie);
  * @a: the arena, or NULL.
  *
  * The chunk returns to the cache once its last invalidation is safe (at once under strict).
+ * If the backend refuses an unlink, the pages not yet unlinked stay mapped (and reachable)
+ * and the arena belongs to the domain: the next iovaq_domain_sync() retries and reports the
+ * error; iovaq_domain_destroy() unmaps what is left.
  * Context: no other call on @a concurrently or afterwards.
  */
 IOVAQ_API void iovaq_arena_release(struct iovaq_arena *a);

@@ -82,6 +82,8 @@ struct iovaq_arena {
 	uint64_t pending;		/* entries in the queue (atomic) */
 	uint64_t t_unlink;		/* first unlink since the last sync */
 	int freed_tables;
+	int orphan;			/* released, but the backend refused an unlink: the
+					 * domain finishes it on sync (domain lock) */
 	struct iovaq_arena *next, *prev;	/* the domain's list (domain lock) */
 };
 
@@ -753,7 +755,7 @@ static void maybe_flush_age(struct iovaq_domain *d)
 		flush_queue(d, FR_AGE);
 }
 
-static void kept_evict_due(struct iovaq_domain *d, int all);
+static int kept_evict_due(struct iovaq_domain *d, int all);
 
 /*
  * The flusher thread. It sleeps on @cv under @lock; a release that makes a ring non-empty
@@ -933,22 +935,22 @@ static void kept_push(struct iovaq_domain *d, struct kept *k)
 	d->n_kept++;
 }
 
-/* Really unmap a kept mapping and queue its invalidation (its release is already counted). */
-static void kept_evict(struct iovaq_domain *d, struct kept *k)
+/*
+ * Really unmap a kept mapping and queue its invalidation (its release is already counted).
+ * 0, or the backend's error: then it stays kept (the newest), and a later eviction retries.
+ */
+static int kept_evict(struct iovaq_domain *d, struct kept *k)
 {
 	int ret = iovaq_backend_unmap(d->be, k->iova, k->pages << d->shift);
 	struct qent q;
 
 	if (ret < 0) {
-		/* The backend refused: keep it, a later eviction retries. */
+		/* Its record was just removed, so there is room to put it back. */
 		iovaq_lock(&d->lock);
-		if (!iovaq__imap_add(&d->kept_map, (uintptr_t)k->buf, k->pages, k)) {
-			kept_push(d, k);
-			iovaq_unlock(&d->lock);
-			return;
-		}
+		iovaq__imap_add(&d->kept_map, (uintptr_t)k->buf, k->pages, k);
+		kept_push(d, k);
 		iovaq_unlock(&d->lock);
-		return;	/* cannot track it any more: it stays mapped until destroy */
+		return ret;
 	}
 	q = (struct qent){ .iova = k->iova, .pages = k->pages, .acct = k->pages,
 			   .t_release = k->t_release, .accounted = 1,
@@ -958,16 +960,21 @@ static void kept_evict(struct iovaq_domain *d, struct kept *k)
 	iovaq_unlock(&d->lock);
 	iovaq__meta_free(d->hooks, &d->metadata_bytes, k, sizeof(*k));
 	enqueue(d, &q);
+	return 0;
 }
 
-/* Evict kept mappings that are too old, or beyond the count, or all of them (@all). */
-static void kept_evict_due(struct iovaq_domain *d, int all)
+/*
+ * Evict kept mappings that are too old, or beyond the count, or all of them (@all). Stops at
+ * the first backend error and returns it (the mapping stays kept); 0 otherwise.
+ */
+static int kept_evict_due(struct iovaq_domain *d, int all)
 {
 	uint64_t now;
 	struct kept *k;
+	int err;
 
 	if (!d->teardown_ns)
-		return;
+		return 0;
 	now = iovaq_now_ns();
 	for (;;) {
 		iovaq_lock(&d->lock);
@@ -975,11 +982,13 @@ static void kept_evict_due(struct iovaq_domain *d, int all)
 		if (!k || (!all && d->n_kept <= d->teardown_max &&
 			   now - k->t_release < d->teardown_ns)) {
 			iovaq_unlock(&d->lock);
-			return;
+			return 0;
 		}
 		kept_unlink(d, k);
 		iovaq_unlock(&d->lock);
-		kept_evict(d, k);
+		err = kept_evict(d, k);
+		if (err)
+			return err;
 	}
 }
 
@@ -1027,7 +1036,7 @@ static int kept_reuse(struct iovaq_domain *d, void *buf, uint64_t pages, unsigne
 			kept_unlink(d, k);
 		iovaq_unlock(&d->lock);
 		if (k)
-			kept_evict(d, k);
+			(void)kept_evict(d, k);	/* on failure it stays kept */
 		return -ENOENT;
 	}
 	err = iovaq__imap_add(&d->maps, k->iova, pages | (uint64_t)prot << PROT_SHIFT, buf);
@@ -1224,12 +1233,19 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 	return 0;
 }
 
+static int arenas_finish(struct iovaq_domain *d);
+
 int iovaq_domain_sync(struct iovaq_domain *d)
 {
+	int err_kept, err_arenas, err;
+
 	if (!d)
 		return -EINVAL;
-	kept_evict_due(d, 1);	/* everything released so far: kept mappings too */
-	return flush_queue(d, FR_SYNC);
+	/* Everything released so far: kept mappings and released arenas too. */
+	err_kept = kept_evict_due(d, 1);
+	err_arenas = arenas_finish(d);
+	err = flush_queue(d, FR_SYNC);
+	return err ?: err_kept ?: err_arenas;
 }
 
 int iovaq_domain_poll(struct iovaq_domain *d, uint64_t *cookies, size_t max)
@@ -1663,35 +1679,80 @@ int iovaq_arena_sync(struct iovaq_arena *a, uint64_t cookie)
 	return 0;
 }
 
-void iovaq_arena_release(struct iovaq_arena *a)
+/* Unlink what is linked, then sync and free the chunk: 0, or the backend's unmap error. */
+static int arena_finish(struct iovaq_arena *a)
 {
-	struct iovaq_domain *d;
-	uint64_t i, pending;
+	struct iovaq_domain *d = a->d;
+	uint64_t i;
+	int err;
 
-	if (!a)
-		return;
-	d = a->d;
 	for (i = 0; i < a->pages;) {
 		if (a->st[i] == AP_LINKED && a->link[i]) {
 			uint64_t n = a->link[i];
 
-			if (iovaq_arena_unlink(a, i, n << d->shift))
-				break;	/* the backend refused: leave the rest to destroy */
+			err = iovaq_arena_unlink(a, i, n << d->shift);
+			if (err)
+				return err;
 			i += n;
 		} else {
 			i++;
 		}
 	}
-	iovaq_lock(&d->lock);
-	pending = IOVAQ_READ_ONCE(a->pending);
-	iovaq_unlock(&d->lock);
-	if (!a->unlinked && !pending && !a->linked) {
+	if (!a->unlinked && !IOVAQ_READ_ONCE(a->pending)) {
 		arena_free(a);
-		return;
+		return 0;
 	}
-	if (a->linked)
-		return;	/* could not unlink: destroy cleans up */
-	arena_sync(a, 0, AS_RELEASE);
+	arena_sync(a, 0, AS_RELEASE);	/* a failed strict flush stays queued: sync retries */
+	return 0;
+}
+
+void iovaq_arena_release(struct iovaq_arena *a)
+{
+	struct iovaq_domain *d;
+
+	if (!a)
+		return;
+	d = a->d;
+	if (arena_finish(a)) {
+		/* The backend refused an unlink: the next iovaq_domain_sync() retries. */
+		iovaq_lock(&d->lock);
+		a->orphan = 1;
+		iovaq_unlock(&d->lock);
+	}
+}
+
+/*
+ * Finish the arenas whose release the backend refused (iovaq_domain_sync()): 0, or the first
+ * error; the arenas that fail again wait for the next sync.
+ */
+static int arenas_finish(struct iovaq_domain *d)
+{
+	struct iovaq_arena *a;
+	int err = 0, ret;
+
+	for (;;) {
+		iovaq_lock(&d->lock);
+		for (a = d->arenas; a && a->orphan != 1; a = a->next)
+			;
+		if (a)
+			a->orphan = 2;	/* claimed: no other sync takes it */
+		iovaq_unlock(&d->lock);
+		if (!a)
+			break;
+		ret = arena_finish(a);
+		if (ret) {
+			err = err ?: ret;
+			iovaq_lock(&d->lock);
+			a->orphan = 3;	/* failed again in this pass */
+			iovaq_unlock(&d->lock);
+		}
+	}
+	iovaq_lock(&d->lock);
+	for (a = d->arenas; a; a = a->next)
+		if (a->orphan == 3)
+			a->orphan = 1;
+	iovaq_unlock(&d->lock);
+	return err;
 }
 
 /* ---- invariant check ---------------------------------------------------------------------- */
