@@ -11,7 +11,8 @@
 #   libcriterion-dev                   unit and stress tests
 #   valgrind                           memcheck tier of scripts/test.sh, callgrind counts
 #   gnuplot-nox                        plots of benchmark results
-#   clang                              fuzzing (libFuzzer) in later work
+#   clang libclang-rt-14-dev           fuzzing: libFuzzer and Clang's sanitizer runtimes
+#                                      (scripts/fuzz.sh)
 #   python3                            scripts/test.sh (valgrind runner)
 #   python3-pytest python3-matplotlib  Python bindings' tests and example plot (bindings/)
 
@@ -20,7 +21,7 @@ set -euo pipefail
 packages=(
 	build-essential cmake pkg-config
 	liburcu-dev libjemalloc-dev libcriterion-dev
-	valgrind gnuplot-nox clang python3
+	valgrind gnuplot-nox clang libclang-rt-14-dev python3
 	python3-pytest python3-matplotlib
 )
 

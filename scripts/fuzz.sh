@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#
+# Build the libFuzzer targets (tests/fuzz/fuzz_*.c) with Clang, ASan and UBSan into
+# build/ci-fuzz, then run each one for a bounded time on a copy of its seed corpus
+# (tests/fuzz/corpus/NAME/). Any crash, sanitizer report, leak, invariant or oracle failure
+# fails the run (exit 1); the input that caused it is left in build/ci-fuzz/artifacts/ and its
+# story can be replayed with FUZZ_TRACE=1 build/ci-fuzz/tests/fuzz/fuzz_NAME FILE.
+#
+# Usage: scripts/fuzz.sh [TARGET...]        (default: every target)
+# Environment:
+#   IOVAQ_FUZZ_SECONDS  run time per target (default 60; the long run in README used 3600)
+#   IOVAQ_FUZZ_KEEP     if set, new corpus entries are kept in build/ci-fuzz/corpus/NAME/
+#
+# Sets the machine up first (scripts/setup.sh installs clang and its sanitizer runtimes).
+
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+bash scripts/setup.sh
+
+secs=${IOVAQ_FUZZ_SECONDS:-60}
+case $secs in
+'' | *[!0-9]*)
+	echo "fuzz.sh: IOVAQ_FUZZ_SECONDS must be a whole number of seconds" >&2
+	exit 2
+	;;
+esac
+
+bdir=build/ci-fuzz
+CC=clang cmake -S "$top" -B "$bdir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIOVAQ_WERROR=ON \
+	-DIOVAQ_SANITIZE=address,undefined -DIOVAQ_DEBUG=ON -DIOVAQ_BUILD_FUZZ=ON \
+	-DIOVAQ_BUILD_TESTS=OFF -DIOVAQ_BUILD_BENCH=OFF -DIOVAQ_BUILD_EXAMPLES=OFF \
+	-DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link
+cmake --build "$bdir" -j2
+
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+	for f in tests/fuzz/fuzz_*.c; do
+		t=$(basename "$f" .c)
+		targets+=("${t#fuzz_}")
+	done
+fi
+
+mkdir -p "$bdir/artifacts"
+status=0
+for t in "${targets[@]}"; do
+	exe=$bdir/tests/fuzz/fuzz_$t
+	if [ ! -x "$exe" ]; then
+		echo "fuzz.sh: no target '$t' (have: $(cd tests/fuzz && ls fuzz_*.c | sed 's/fuzz_//; s/\.c$//' | tr '\n' ' '))" >&2
+		exit 2
+	fi
+	corpus=$bdir/corpus/$t
+	if [ -z "${IOVAQ_FUZZ_KEEP:-}" ]; then
+		rm -rf "$corpus"
+	fi
+	mkdir -p "$corpus"
+	cp -n tests/fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
+	echo "==== fuzz_$t: ${secs} s, $(ls "$corpus" | wc -l) seed inputs"
+	# Every seed first (a regression input must pass), then new inputs for the time given.
+	# abort_on_error: an ASan report is a crash; detect_leaks: a leak is one too.
+	if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		"$exe" -max_total_time="$secs" -max_len=1024 -timeout=30 -rss_limit_mb=2048 \
+		-print_final_stats=1 \
+		-artifact_prefix="$bdir/artifacts/$t-" "$corpus" >"$bdir/fuzz_$t.log" 2>&1; then
+		status=1
+		echo "fuzz.sh: fuzz_$t FAILED; the last lines of its log ($bdir/fuzz_$t.log):"
+		grep -v '^#' "$bdir/fuzz_$t.log" | tail -40
+		ls -l "$bdir/artifacts/" | grep "$t-" || true
+	else
+		grep -E '^stat::number_of_executed_units|^Done' "$bdir/fuzz_$t.log" | tail -2
+	fi
+done
+exit $status
