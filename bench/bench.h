@@ -332,6 +332,7 @@ void bench_compare_help(FILE *f);
 extern const char *const bench_policy_names[];		/* strict ... passthrough */
 extern const char *const bench_workload_names[];	/* nic-rx, nic-tx, memcached, nginx */
 extern const char *const bench_backend_names[];		/* sim first */
+extern const char *const bench_ring_names[];		/* auto, shared, percpu */
 #define BENCH_POLICY_PASSTHROUGH 4			/* the unprotected baseline */
 
 /* The sim's cost models: a VM's IOMMU is nested, and an emulated vIOMMU is in caching mode. */
@@ -354,6 +355,7 @@ struct bench_run_cfg {
 	bool nested;		/* sim only */
 	bool caching_mode;	/* sim only */
 	uint32_t background;	/* IOVA slots of other users per thread; 0: none */
+	unsigned int ring;	/* bench_ring_names index = enum iovaq_ring_layout */
 	const char *command;	/* "run" or "matrix": the JSON "command" and progress */
 	unsigned int cell;	/* progress: this run's number in a matrix, from 1 */
 	unsigned int ncells;	/* ... of this many; 0 outside a matrix */
@@ -372,6 +374,7 @@ enum {
 	BENCH_O_BACKGROUND,
 	BENCH_O_JSON,
 	BENCH_O_CSV,
+	BENCH_O_RING,
 };
 bool bench_run_common_opt(const struct bench_args *a, int id, struct bench_run_cfg *cfg,
 			  bool *json, bool *csv);

@@ -24,7 +24,7 @@
 /* Keys of a run record that describe its configuration rather than measure anything. */
 static const char *const config_keys[] = {
 	"schema_version", "threads", "ops", "total_ops", "pages_per_op", "arena_pages",
-	"arena_sync_pages", "reps", "seed", "background", "pool_pages", "max_window_ns",
+	"arena_sync_pages", "reps", "seed", "background", "rings", "pool_pages", "max_window_ns",
 	"max_reachable_pages", NULL,
 };
 

@@ -167,6 +167,7 @@ static void emit_json(const struct matrix_cfg *mc, struct bench_run *const *runs
 	bench_json_u64(&j, "breakdown_reps", 1);
 	bench_json_u64(&j, "seed", mc->base.seed);
 	bench_json_u64(&j, "background", mc->base.background);
+	bench_json_str(&j, "ring_layout", bench_ring_names[mc->base.ring]);
 	bench_json_u64(&j, "max_window_ns", IOVAQ_DOMAIN_DEFAULT_MAX_WINDOW_NS);
 	bench_json_u64(&j, "max_reachable_pages", IOVAQ_DOMAIN_DEFAULT_MAX_REACHABLE);
 	bench_json_str(&j, "plot_dir", mc->plot_dir);
@@ -354,6 +355,8 @@ static const struct bench_opt matrix_opts[] = {
 	{ "background", 0, "N", "IOVA allocations of other users per thread, churned\n"
 				"once per page mapped: scattered IOVAs, 0..1M (default 0)",
 	  BENCH_O_BACKGROUND },
+	{ "ring-layout", 0, "NAME", "invalidation queue of every domain: auto (default),\n"
+				    "shared or percpu", BENCH_O_RING },
 	{ "json", 0, NULL, "one JSON document: configuration, machine, every run", BENCH_O_JSON },
 	{ "csv", 0, NULL, "CSV, one line per run, with a header line", BENCH_O_CSV },
 	{ "plot", 0, "DIR", "write PNG plots, their data and gnuplot script to DIR\n"
@@ -367,7 +370,7 @@ void bench_matrix_help(FILE *f)
 	fprintf(f,
 		"Usage: %s matrix [--policies LIST] [--workloads LIST] [--models LIST]\n"
 		"       %*s [--backend NAME] [--pages N] [--threads N] [--reps N] [--seed N]\n"
-		"       %*s [--background N] [--json | --csv] [--plot DIR]\n"
+		"       %*s [--background N] [--ring-layout NAME] [--json | --csv] [--plot DIR]\n"
 		"\n"
 		"Every policy x workload x cost model through a libiovaq domain (one '%s run'\n"
 		"each), and the performance breakdown of each: what strict protection costs\n"

@@ -141,6 +141,8 @@ static const struct wl_def {
 };
 
 const char *const bench_backend_names[] = { "sim", "iommufd", "vfio-type1", "kshim", NULL };
+/* In the order of enum iovaq_ring_layout. */
+const char *const bench_ring_names[] = { "auto", "shared", "percpu", NULL };
 
 const char *const bench_model_names[] = {
 	[BENCH_M_NATIVE] = "native",
@@ -1145,7 +1147,8 @@ static int make_domain(struct ctx *c)
 	static const struct iovaq_range msi = { IOVAQ_X86_MSI_START, IOVAQ_X86_MSI_LAST };
 	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = c->be, .policy = lib_policy[c->cfg->pol],
 		   .reserved = &msi, .n_reserved = 1, .complete = c->safe ? on_complete : NULL,
-		   .complete_arg = c, .flags = c->timing ? IOVAQ_DOMAIN_TIMING : 0);
+		   .complete_arg = c, .flags = c->timing ? IOVAQ_DOMAIN_TIMING : 0,
+		   .ring_layout = c->cfg->ring);
 	int err = iovaq_domain_create(&o, &c->dom);
 
 	if (err)
@@ -1620,6 +1623,8 @@ void bench_run_json(const struct bench_run *res, struct bench_json *j)
 	bench_json_u64(j, "reps", c->reps);
 	bench_json_u64(j, "seed", c->seed);
 	bench_json_u64(j, "background", c->background);
+	bench_json_str(j, "ring_layout", bench_ring_names[c->ring]);
+	bench_json_u64(j, "rings", r->st.rings);
 	bench_json_u64(j, "pool_pages", res->pool_pages);
 	bench_json_str(j, "device", dev_mode_names[res->dev]);
 
@@ -2055,6 +2060,9 @@ bool bench_run_common_opt(const struct bench_args *a, int id, struct bench_run_c
 	case BENCH_O_BACKGROUND:
 		cfg->background = (uint32_t)bench_parse_u64(a, 0, 1000000);
 		return true;
+	case BENCH_O_RING:
+		cfg->ring = bench_parse_choice(a, "ring layout", bench_ring_names);
+		return true;
 	case BENCH_O_JSON:
 		*json = true;
 		return true;
@@ -2101,6 +2109,8 @@ static const struct bench_opt run_opts[] = {
 				"scatters the workload's IOVAs, 0..1M (default 0)",
 	  BENCH_O_BACKGROUND },
 	{ "seed", 0, "N", "sim and background PRNG seed (default 1)", BENCH_O_SEED },
+	{ "ring-layout", 0, "NAME", "invalidation queue: auto (default: per-CPU rings\n"
+				    "unless flushes trap), shared or percpu", BENCH_O_RING },
 	{ "json", 0, NULL, "one JSON object", BENCH_O_JSON },
 	{ "csv", 0, NULL, "CSV with a header line", BENCH_O_CSV },
 	{ "help", 'h', NULL, "show this help and exit", O_HELP },
@@ -2112,7 +2122,7 @@ void bench_run_help(FILE *f)
 	fprintf(f,
 		"Usage: %s run --policy NAME --workload NAME [--backend NAME] [--threads N]\n"
 		"       %*s [--ops N] [--reps N] [--nested] [--caching-mode] [--seed N]\n"
-		"       %*s [--json | --csv]\n"
+		"       %*s [--background N] [--ring-layout NAME] [--json | --csv]\n"
 		"\n"
 		"One invalidation policy on one DMA workload through a libiovaq domain: wall time\n"
 		"per op, invalidation commands per unmapped page, the safety window, and on sim\n"

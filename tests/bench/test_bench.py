@@ -81,6 +81,26 @@ def case_cli(tmp):
     expect_usage(["matrix", "--workloads", "redis"], ["'redis'"] + WORKLOADS)
     expect_usage(["matrix", "--models", "nested,vm"], ["'vm'"] + MODELS)
     expect_usage(["matrix", "--backend", "xen"], ["'xen'"] + BACKENDS)
+    expect_usage(["matrix", "--ring-layout", "spread"], ["'spread'", "auto", "shared", "percpu"])
+    # --ring-layout reaches the domain: the run record names the layout and its ring count.
+    for layout, want in (("shared", lambda n: n == 1), ("percpu", lambda n: n >= 1),
+                         ("auto", lambda n: n >= 1)):
+        p = run(["run", "--policy", "deferred", "--workload", "nic-rx", "--ops", "64",
+                 "--reps", "1", "--ring-layout", layout, "--json"])
+        if check(p.returncode == 0, "run --ring-layout %s: exit %d: %s"
+                 % (layout, p.returncode, p.stderr.strip())):
+            r = json.loads(p.stdout)
+            check(r.get("ring_layout") == layout and want(r.get("rings", 0)),
+                  "run --ring-layout %s: ring_layout %r, rings %r"
+                  % (layout, r.get("ring_layout"), r.get("rings")))
+    p = run(["run", "--policy", "deferred", "--workload", "nic-rx", "--ops", "64", "--reps", "1",
+             "--ring-layout", "percpu", "--caching-mode", "--json"])
+    if check(p.returncode == 0, "run --ring-layout percpu --caching-mode: exit %d"
+             % p.returncode):
+        r = json.loads(p.stdout)
+        ncpu = max(1, os.sysconf("SC_NPROCESSORS_CONF"))  # what the library counts
+        check(r.get("rings") == min(ncpu, 64),
+              "percpu under caching mode: %r rings for %d CPUs" % (r.get("rings"), ncpu))
     expect_usage(["compare", "--frob"], ["'--frob'", "--metrics"])
     # Numbers: not numbers, out of range, empty; the bad value named.
     expect_usage(["matrix", "--pages", "lots"], ["'lots'", "--pages"])
