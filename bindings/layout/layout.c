@@ -229,6 +229,10 @@ int main(void)
 	F(iovaq_window_report, max_window_ns);
 	F(iovaq_window_report, max_reachable_pages);
 
+	S(iovaq_window_bucket);
+	F(iovaq_window_bucket, upper_ns);
+	F(iovaq_window_bucket, count);
+
 	S(iovaq_domain_stats);
 	F(iovaq_domain_stats, sz);
 	F(iovaq_domain_stats, maps);

@@ -370,6 +370,35 @@ IOVAQ_API int iovaq_domain_get_stats(struct iovaq_domain *dom, struct iovaq_doma
 IOVAQ_API int iovaq_domain_window(struct iovaq_domain *dom, struct iovaq_window_report *rep);
 
 /**
+ * struct iovaq_window_bucket - one bucket of the window histogram.
+ * @upper_ns: the largest window the bucket holds, in ns (inclusive; the bucket holds windows
+ *	above the previous bucket's bound). Exact below 16 ns; above, 8 buckets per power of
+ *	two, so a bound is within 1/8 of any window it holds.
+ * @count: releases whose window fell in the bucket.
+ */
+struct iovaq_window_bucket {
+	uint64_t upper_ns;
+	uint64_t count;
+};
+
+/**
+ * iovaq_domain_window_hist() - read the histogram of every release's window.
+ * @dom: the domain.
+ * @out: array of @max buckets, or NULL when @max is 0 (to ask how many there are).
+ * @max: room in @out.
+ *
+ * The non-empty buckets, smallest bound first; their counts add up to the report's
+ * releases (iovaq_domain_window()). This is what the report's percentiles are read from: a
+ * whole cumulative distribution, for plots.
+ *
+ * Context: thread-safe.
+ * Return: the number of non-empty buckets (snprintf-like: only the first @max are written),
+ * or -EINVAL for a NULL @dom, or a NULL @out with @max > 0.
+ */
+IOVAQ_API int iovaq_domain_window_hist(struct iovaq_domain *dom, struct iovaq_window_bucket *out,
+				       size_t max);
+
+/**
  * iovaq_domain_json() - stats and window report as one JSON object.
  * @dom: the domain.
  * @buf: output buffer, or NULL with @len 0 to measure.

@@ -1340,6 +1340,25 @@ int iovaq_domain_window(struct iovaq_domain *d, struct iovaq_window_report *rep)
 	return 0;
 }
 
+int iovaq_domain_window_hist(struct iovaq_domain *d, struct iovaq_window_bucket *out, size_t max)
+{
+	unsigned int b;
+	size_t n = 0;
+
+	if (!d || (!out && max))
+		return -EINVAL;
+	iovaq_lock(&d->lock);
+	for (b = 0; b < HIST_BUCKETS; b++) {
+		if (!d->hist[b])
+			continue;
+		if (n < max)
+			out[n] = (struct iovaq_window_bucket){ hist_upper(b), d->hist[b] };
+		n++;
+	}
+	iovaq_unlock(&d->lock);
+	return (int)n;
+}
+
 static const char *const policy_names[IOVAQ_POLICY_NR] = { "strict", "deferred",
 							   "safe-deferred", "passthrough" };
 

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
- * The invalidation queue's layouts (one shared ring or one ring per CPU) and the domain's
- * time breakdown (IOVAQ_DOMAIN_TIMING).
+ * The invalidation queue's layouts (one shared ring or one ring per CPU), and what the domain
+ * reports besides its counters: the time breakdown (IOVAQ_DOMAIN_TIMING) and the window
+ * histogram.
  *
  * Tests that need entries on two CPUs pin their threads with sched_setaffinity(); on a
  * machine with one CPU, or where pinning is refused, they skip.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -288,6 +290,65 @@ Test(timing, breakdown_only_when_asked)
 			     json);
 		iovaq_domain_destroy(dom);
 	}
+	iovaq_backend_close(be);
+	free(buf);
+}
+
+/*
+ * The histogram: non-empty buckets in increasing order, counts adding up to the releases, the
+ * report's percentiles read from it, and snprintf-like sizing.
+ */
+Test(window, histogram)
+{
+	struct iovaq_backend *be = du_sim_open(0);
+	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = IOVAQ_POLICY_DEFERRED,
+		   .max_window_ns = BIG_WINDOW);
+	struct iovaq_domain *dom = du_domain(&o);
+	uint8_t *buf = du_buf(20, 5);
+	struct iovaq_window_bucket b[64], one = { 0, 0 };
+	struct iovaq_window_report w;
+	uint64_t total = 0, cum = 0, p50 = 0, p99 = 0;
+	int n;
+
+	cr_assert_eq(iovaq_domain_window_hist(dom, NULL, 0), 0, "no release yet");
+	/* Releases 50 us apart, then one sync: windows from ~0 to ~1 ms, many buckets. */
+	for (uint64_t i = 0; i < 20; i++) {
+		du_unmap(dom, du_map(dom, buf + i * DU_G, 1), 1, 0);
+		du_sleep_ns(50000);
+	}
+	DU_OK(iovaq_domain_sync(dom));
+	w = du_win(dom);
+	n = iovaq_domain_window_hist(dom, NULL, 0);
+	cr_assert_gt(n, 1, "%d buckets for windows of 0..1 ms", n);
+	cr_assert_leq(n, 64);
+	cr_assert_eq(iovaq_domain_window_hist(dom, b, 64), n);
+	for (int i = 0; i < n; i++) {
+		cr_assert_gt(b[i].count, 0, "bucket %d empty", i);
+		if (i)
+			cr_assert_gt(b[i].upper_ns, b[i - 1].upper_ns, "buckets out of order");
+		total += b[i].count;
+	}
+	cr_assert_eq(total, w.releases);
+	cr_assert_eq(total, 20);
+	/* The largest window lies in the last bucket, within 1/8 of its bound. */
+	cr_assert_leq(w.window_max_ns, b[n - 1].upper_ns);
+	cr_assert_geq(w.window_max_ns + b[n - 1].upper_ns / 8 + 1, b[n - 1].upper_ns);
+	for (int i = 0; i < n; i++) {
+		cum += b[i].count;
+		if (!p50 && cum * 100 >= total * 50)
+			p50 = b[i].upper_ns < w.window_max_ns ? b[i].upper_ns : w.window_max_ns;
+		if (!p99 && cum * 100 >= total * 99)
+			p99 = b[i].upper_ns < w.window_max_ns ? b[i].upper_ns : w.window_max_ns;
+	}
+	cr_assert_eq(w.window_p50_ns, p50);
+	cr_assert_eq(w.window_p99_ns, p99);
+	/* Too small an array: the count is still returned, only @max buckets written. */
+	cr_assert_eq(iovaq_domain_window_hist(dom, &one, 1), n);
+	cr_assert_eq(one.upper_ns, b[0].upper_ns);
+	cr_assert_eq(one.count, b[0].count);
+	cr_assert_eq(iovaq_domain_window_hist(dom, NULL, 1), -EINVAL);
+	cr_assert_eq(iovaq_domain_window_hist(NULL, b, 64), -EINVAL);
+	iovaq_domain_destroy(dom);
 	iovaq_backend_close(be);
 	free(buf);
 }

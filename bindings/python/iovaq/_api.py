@@ -853,6 +853,21 @@ class Domain(_Handle):
         _check(_lib().iovaq_domain_window(self._h(), byref(w)), "iovaq_domain_window")
         return w
 
+    def window_hist(self) -> list:
+        """The window histogram (``iovaq_domain_window_hist()``): a list of
+        ``(upper_ns, count)`` pairs, non-empty buckets only, smallest bound first. Their counts
+        add up to the report's ``releases``; the cumulative sums give the window's CDF."""
+        lib = _lib()
+        for _ in range(8):  # releases may add buckets between sizing and reading
+            n = _check(lib.iovaq_domain_window_hist(self._h(), None, 0),
+                       "iovaq_domain_window_hist")
+            buf = (_ffi.iovaq_window_bucket * max(n, 1))()
+            m = _check(lib.iovaq_domain_window_hist(self._h(), buf, n),
+                       "iovaq_domain_window_hist")
+            if m <= n:
+                return [(buf[i].upper_ns, buf[i].count) for i in range(m)]
+        raise RuntimeError("iovaq_domain_window_hist: the histogram kept growing")
+
     @property
     def cache(self) -> Cache:
         """The domain's magazine cache (its stats; IOVAs withheld from the domain)."""

@@ -238,6 +238,10 @@ class iovaq_window_report(_Opts):
                  "max_reachable_pages")]
 
 
+class iovaq_window_bucket(ctypes.Structure):
+    _fields_ = [("upper_ns", c_uint64), ("count", c_uint64)]
+
+
 class iovaq_domain_stats(_Opts):
     _fields_ = ([("sz", c_size_t)] +
                 [(n, c_uint64) for n in
@@ -256,7 +260,7 @@ STRUCTS = {cls.__name__: cls for cls in (
     iovaq_range, iovaq_alloc_hooks, iovaq_space_opts, iovaq_cache_opts, iovaq_class_stats,
     iovaq_stats, iovaq_inval, iovaq_backend_caps, iovaq_fault, iovaq_backend_opts,
     iovaq_iommufd_opts, iovaq_vfio_type1_opts, iovaq_sim_cost, iovaq_sim_opts, iovaq_sim_access, iovaq_sim_counters, iovaq_domain_opts,
-    iovaq_window_report, iovaq_domain_stats)}
+    iovaq_window_report, iovaq_window_bucket, iovaq_domain_stats)}
 
 space_walk_fn = ctypes.CFUNCTYPE(c_int, c_void_p, iova_t, c_uint64)
 
@@ -319,6 +323,7 @@ PROTOTYPES: Dict[str, Tuple[object, tuple]] = {
     "iovaq_domain_poll": (c_int, (_P, POINTER(c_uint64), c_size_t)),
     "iovaq_domain_get_stats": (c_int, (_P, POINTER(iovaq_domain_stats))),
     "iovaq_domain_window": (c_int, (_P, POINTER(iovaq_window_report))),
+    "iovaq_domain_window_hist": (c_int, (_P, POINTER(iovaq_window_bucket), c_size_t)),
     "iovaq_domain_json": (c_int, (_P, c_void_p, c_size_t)),
     "iovaq_domain_cache": (_P, (_P,)),
     "iovaq_domain_check": (c_int, (_P,)),

@@ -255,3 +255,28 @@ def test_passthrough_maps_at_buffer_address(backend):
         iova = dom.map(buf)
         assert iova == ctypes.addressof(ctypes.c_char.from_buffer(buf))
         dom.unmap(iova)
+
+
+def test_window_hist_is_the_reports_distribution(backend):
+    with iovaq.Domain(backend, iovaq.Policy.DEFERRED, max_window_ns=3600 * 10**9) as dom:
+        assert dom.window_hist() == []
+        bufs = [iovaq.dma_buffer(G) for _ in range(10)]
+        for b in bufs:
+            dom.unmap(dom.map(b))
+            time.sleep(0.0002)  # windows from ~0 to ~2 ms: several buckets
+        dom.sync()
+        h = dom.window_hist()
+        w = dom.window_report()
+        assert len(h) > 1
+        assert sum(c for _, c in h) == w["releases"] == 10
+        assert all(c > 0 for _, c in h)
+        assert [u for u, _ in h] == sorted(u for u, _ in h)
+        assert h[-1][0] >= w["window_ns"]["max"]
+        cum = 0
+        for upper, count in h:  # the median is read off the same buckets
+            cum += count
+            if cum * 2 >= 10:
+                assert w["window_ns"]["p50"] == min(upper, w["window_ns"]["max"])
+                break
+        for b in bufs:
+            b.close()

@@ -373,6 +373,13 @@ pub struct iovaq_window_report {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct iovaq_window_bucket {
+    pub upper_ns: u64,
+    pub count: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct iovaq_domain_stats {
     pub sz: usize,
     pub maps: u64,
@@ -487,6 +494,8 @@ extern "C" {
     pub fn iovaq_domain_poll(dom: *mut iovaq_domain, cookies: *mut u64, max: usize) -> c_int;
     pub fn iovaq_domain_get_stats(dom: *mut iovaq_domain, st: *mut iovaq_domain_stats) -> c_int;
     pub fn iovaq_domain_window(dom: *mut iovaq_domain, rep: *mut iovaq_window_report) -> c_int;
+    pub fn iovaq_domain_window_hist(dom: *mut iovaq_domain, out: *mut iovaq_window_bucket,
+                                    max: usize) -> c_int;
     pub fn iovaq_domain_json(dom: *mut iovaq_domain, buf: *mut c_char, len: usize) -> c_int;
     pub fn iovaq_domain_cache(dom: *const iovaq_domain) -> *mut iovaq_cache;
     pub fn iovaq_domain_check(dom: *mut iovaq_domain) -> c_int;

@@ -131,6 +131,7 @@ fn structs_match_c() {
         iovaq_window_report { sz, releases, released_pages, window_p50_ns, window_p99_ns,
             window_p999_ns, window_max_ns, exposure_page_ns, reachable_pages,
             reachable_pages_max, unsafe_reuse, violations, max_window_ns, max_reachable_pages }
+        iovaq_window_bucket { upper_ns, count }
         iovaq_domain_stats { sz, maps, unmaps, map_errors, unmap_errors, mapped_pages,
             queued_pages, queued_entries_max, flushes, flush_errors, last_flush_error,
             inval_cmds, inval_domain_cmds, inval_leaf_cmds, invalidated_pages, flush_full,

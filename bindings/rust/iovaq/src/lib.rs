@@ -60,7 +60,8 @@ pub use sys::{
     iovaq_backend_caps as Caps, iovaq_class_stats as ClassStats,
     iovaq_domain_stats as DomainStats, iovaq_fault as Fault, iovaq_inval as Inval,
     iovaq_range as Range, iovaq_sim_access as Access, iovaq_sim_cost as SimCost,
-    iovaq_sim_counters as SimCounters, iovaq_window_report as WindowReport,
+    iovaq_sim_counters as SimCounters, iovaq_window_bucket as WindowBucket,
+    iovaq_window_report as WindowReport,
 };
 
 /// The largest limit: any IOVA (a 64-bit DMA mask).
@@ -942,6 +943,25 @@ impl<'a> Domain<'a> {
         let mut w: WindowReport = opts();
         check(unsafe { sys::iovaq_domain_window(self.raw(), &mut w) })?;
         Ok(w)
+    }
+
+    /// The window histogram: the non-empty buckets, smallest bound first; their counts add up
+    /// to the report's `releases`, and their running sums are the window's distribution.
+    pub fn window_hist(&self) -> Result<Vec<WindowBucket>> {
+        loop {
+            let n = check(unsafe {
+                sys::iovaq_domain_window_hist(self.raw(), std::ptr::null_mut(), 0)
+            })? as usize;
+            let mut v = vec![WindowBucket::default(); n];
+            let m = check(unsafe {
+                sys::iovaq_domain_window_hist(self.raw(), v.as_mut_ptr(), n)
+            })? as usize;
+            if m <= n {
+                v.truncate(m);
+                return Ok(v);
+            }
+            // Releases from other threads filled new buckets meanwhile: ask again.
+        }
     }
 
     /// Stats and window report as the library's JSON text.

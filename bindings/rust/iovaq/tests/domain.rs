@@ -300,3 +300,32 @@ fn thread_safety_markers() {
     assert_send::<Arena<'static>>();
     assert_send_sync::<DmaBuf>();
 }
+
+#[test]
+fn window_hist_is_the_reports_distribution() {
+    let be = sim();
+    let o = DomainOptions { policy: Policy::Deferred, max_window_ns: 3_600_000_000_000,
+                            ..Default::default() };
+    let dom = Domain::new(&be, &o).unwrap();
+    assert!(dom.window_hist().unwrap().is_empty());
+    for _ in 0..10 {
+        let m = dom.map(DmaBuf::new(G), Prot::RW, LIMIT_NONE).unwrap();
+        dom.unmap(m, 0).unwrap();
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    dom.sync().unwrap();
+    let h = dom.window_hist().unwrap();
+    let w = dom.window().unwrap();
+    assert!(h.len() > 1, "{} buckets for windows of 0..2 ms", h.len());
+    assert_eq!(h.iter().map(|b| b.count).sum::<u64>(), w.releases);
+    assert!(h.windows(2).all(|p| p[0].upper_ns < p[1].upper_ns));
+    assert!(h.last().unwrap().upper_ns >= w.window_max_ns);
+    let mut cum = 0;
+    for b in &h {
+        cum += b.count;
+        if cum * 2 >= w.releases {
+            assert_eq!(w.window_p50_ns, b.upper_ns.min(w.window_max_ns));
+            break;
+        }
+    }
+}
