@@ -328,6 +328,8 @@ void bench_compare_help(FILE *f);
 
 /* NULL-terminated name lists; a run's choices are indexes into them. */
 #define BENCH_N_POLICIES 5
+/* Window histogram buckets kept per run: more than the library's (496). */
+#define BENCH_MAX_HIST 512
 #define BENCH_N_WORKLOADS 4
 extern const char *const bench_policy_names[];		/* strict ... passthrough */
 extern const char *const bench_workload_names[];	/* nic-rx, nic-tx, memcached, nginx */
@@ -422,6 +424,8 @@ struct bench_run_metrics {
 	double inval_per_page;		/* invalidation commands per unmapped page */
 	uint64_t releases;
 	uint64_t window_ns[4];		/* p50, p99, p99.9, max */
+	const struct iovaq_window_bucket *hist;	/* the window histogram (non-empty buckets) */
+	unsigned int n_hist;
 	uint64_t reachable_pages_max, unsafe_reuse, violations;
 	double cpu[BENCH_N_CPU];	/* measured thread-ns per op */
 	double cpu_total;		/* their sum: the breakdown repetition's thread-ns per op */

@@ -257,12 +257,14 @@ static void write_breakdown(struct plot_ctx *pc)
 }
 
 /*
- * One block per model, workload and policy with releases: the window at which a fraction of
- * the releases is still longer, from the library's quantiles (p50, p99, p99.9, max).
+ * One block per model, workload and policy with releases: 1 - CDF of the window, from the
+ * library's histogram (iovaq_domain_window_hist(): bucket bounds within 1/8 of the windows
+ * they hold). Each bucket gives a point: its bound, and the fraction of releases with a longer
+ * window. The last bucket's fraction is 0, which a log axis cannot show: it is drawn at half a
+ * release instead, below every other point.
  */
 static unsigned int write_window(struct plot_ctx *pc, int *block)
 {
-	static const double above[3] = { 0.5, 0.01, 0.001 };
 	const struct bench_plot_input *in = pc->in;
 	FILE *f = data_open(pc, "window.dat");
 	unsigned int n = 0;
@@ -271,16 +273,25 @@ static unsigned int write_window(struct plot_ctx *pc, int *block)
 		return 0;
 	for (unsigned int i = 0; i < in->n; i++) {
 		const struct bench_run_metrics *r = bench_run_metrics(in->runs[i]);
+		uint64_t total = 0, cum = 0;
 
 		block[i] = -1;
-		if (!r->releases || r->pol == BENCH_POLICY_PASSTHROUGH)
+		if (!r->releases || !r->n_hist || r->pol == BENCH_POLICY_PASSTHROUGH)
 			continue;
-		fprintf(f, "%s# %s, %s, %s: window us, fraction of releases with a longer one\n",
-			n ? "\n\n" : "", r->model_name, bench_workload_names[r->wl],
-			bench_policy_names[r->pol]);
-		for (unsigned int q = 0; q < 3; q++)
-			fprintf(f, "%.6g %.6g\n", (double)r->window_ns[q] / 1e3, above[q]);
-		fprintf(f, "%.6g %.6g\n", (double)r->window_ns[3] / 1e3, 1.0 / (double)r->releases);
+		for (unsigned int b = 0; b < r->n_hist; b++)
+			total += r->hist[b].count;
+		fprintf(f, "%s# %s, %s, %s: window us (bucket bound), fraction of releases with "
+			   "a longer one\n", n ? "\n\n" : "", r->model_name,
+			bench_workload_names[r->wl], bench_policy_names[r->pol]);
+		for (unsigned int b = 0; b < r->n_hist; b++) {
+			uint64_t up = r->hist[b].upper_ns < r->window_ns[3] ? r->hist[b].upper_ns
+									     : r->window_ns[3];
+
+			cum += r->hist[b].count;
+			fprintf(f, "%.6g %.6g\n", (double)up / 1e3,
+				cum < total ? (double)(total - cum) / (double)total
+					    : 0.5 / (double)total);
+		}
 		block[i] = (int)n++;
 	}
 	data_close(pc, f);
@@ -385,7 +396,7 @@ static void gp_window(struct plot_ctx *pc, const int *block)
 
 	gp_common(pc, plot_names[PLOT_WINDOW], 300 * in->workloads + 60, 260 * in->models + 60);
 	gp(pc, "set multiplot layout %u,%u title 'Safety window (release to t_safe): fraction "
-	       "of releases with a longer one (1 - CDF), from p50, p99, p99.9 and max'\n",
+	       "of releases with a longer one (1 - CDF; the last point: none)'\n",
 	   in->models, in->workloads);
 	gp(pc, "set logscale xy\nset format x '%%g'\nset format y '%%g'\n"
 	       "set xlabel 'window (us)'\nset ylabel 'fraction of releases'\n"
@@ -408,8 +419,8 @@ static void gp_window(struct plot_ctx *pc, const int *block)
 
 				if (block[i] < 0)
 					continue;
-				gp(pc, "%s'window.dat' index %d using 1:2 with linespoints lt %u "
-				       "pt 7 ps 0.6 title '%s'", lines ? ", \\\n\t" : "plot ",
+				gp(pc, "%s'window.dat' index %d using 1:2 with steps lt %u "
+				       "lw 1.5 title '%s'", lines ? ", \\\n\t" : "plot ",
 				   block[i], p + 1, policy_label[r->pol]);
 				lines++;
 			}

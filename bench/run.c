@@ -1111,6 +1111,8 @@ struct rep_result {
 	uint64_t sync_ns;	/* the final iovaq_domain_sync() */
 	struct iovaq_domain_stats st;	/* the timed ops only (deltas) */
 	struct iovaq_window_report win;	/* cumulative: no releases before the timed ops */
+	struct iovaq_window_bucket hist[BENCH_MAX_HIST];	/* its histogram */
+	unsigned int n_hist;
 	struct iovaq_sim_counters sc;	/* the timed ops only (reset at the gate) */
 	bool have_sim;
 	uint64_t dma_pages;
@@ -1279,6 +1281,8 @@ static int run_rep(struct ctx *c, struct rep_result *rr)
 		stats_delta(&rr->st, &st0, &st1);
 		rr->win.sz = sizeof(rr->win);
 		iovaq_domain_window(c->dom, &rr->win);
+		err = iovaq_domain_window_hist(c->dom, rr->hist, BENCH_MAX_HIST);
+		rr->n_hist = err < 0 ? 0 : err > BENCH_MAX_HIST ? BENCH_MAX_HIST : (unsigned int)err;
 		if (c->sim) {
 			rr->sc.sz = sizeof(rr->sc);
 			err = iovaq_sim_get_counters(c->sim, &rr->sc);
@@ -1399,6 +1403,8 @@ static void derive(struct bench_run *res)
 	m->inval_per_page = per(r->st.inval_cmds, r->unmapped_pages);
 	m->releases = r->win.releases;
 	memcpy(m->window_ns, win, sizeof(win));
+	m->hist = r->hist;
+	m->n_hist = r->n_hist;
 	m->reachable_pages_max = r->win.reachable_pages_max;
 	m->unsafe_reuse = r->win.unsafe_reuse;
 	m->violations = r->win.violations;
