@@ -189,7 +189,9 @@ IOVAQ_API void iovaq_domain_destroy(struct iovaq_domain *dom);
  *
  * Context: thread-safe; may block in the backend; may run a flush (inline flusher).
  * Return: 0; -EINVAL for bad arguments; -ENOSPC if no IOVA range fits even after flushing
- * the queue; -ENOMEM; or the backend's error (then nothing is mapped or allocated).
+ * the queue, or if the backend is out of mappings (VFIO type1's limit; iovaq_backend_why()
+ * names it) even after the mappings optimistic teardown kept were unmapped and the queue
+ * flushed; -ENOMEM; or the backend's error (then nothing is mapped or allocated).
  */
 IOVAQ_API int iovaq_domain_map(struct iovaq_domain *dom, void *buf, size_t len,
 			       unsigned int prot, iovaq_iova_t limit, iovaq_iova_t *iova);

@@ -1108,6 +1108,15 @@ int iovaq_domain_map(struct iovaq_domain *d, void *buf, size_t len, unsigned int
 		t0 = tm_start(d);
 		err = iovaq_backend_map(d->be, v, buf, len, prot);
 		tm_end(d, TM_MAP, t0);
+		if (err == -ENOSPC && queue_nonempty(d)) {
+			/*
+			 * The backend is out of mappings (VFIO type1 allows 65535): the kept
+			 * ones hold some. Unmap them, flush, and try once more.
+			 */
+			kept_evict_due(d, 1);
+			flush_queue(d, FR_NOSPC);
+			err = iovaq_backend_map(d->be, v, buf, len, prot);
+		}
 		if (err)
 			iovaq_cache_free(d->cache, v, pages);	/* never mapped: safe at once */
 	}

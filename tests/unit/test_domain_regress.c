@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
  * Regressions found by the fuzzer (tests/fuzz/fuzz_domain.c), one test per finding, each
- * with the input's story. Their inputs are also in the fuzzer's seed corpus.
+ * with the input's story (the input is also in the fuzzer's seed corpus), and failure paths
+ * that the fuzzer's sim cannot produce by itself.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -112,6 +113,43 @@ Test(regress, sync_reports_a_refused_teardown_eviction)
 	expect_unreachable(be, iova);
 	cr_assert_eq(du_win(dom).reachable_pages, 0);
 	DU_CHECK(dom);
+	iovaq_domain_destroy(dom);
+	iovaq_backend_close(be);
+	free(buf);
+}
+
+/*
+ * Not a fuzzer finding: the backend out of mappings (VFIO type1's 65535 limit, here injected
+ * as -ENOSPC from the sim's map). Mappings that optimistic teardown keeps hold some of them:
+ * the domain unmaps those and tries once more; with nothing to give back, -ENOSPC reaches the
+ * caller and nothing is lost.
+ */
+Test(regress, backend_out_of_mappings_evicts_kept_and_retries)
+{
+	struct iovaq_backend *be = du_sim_open(0);
+	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = IOVAQ_POLICY_DEFERRED,
+		   .max_window_ns = BIG_WINDOW, .teardown_ns = BIG_WINDOW);
+	struct iovaq_domain *dom = du_domain(&o);
+	uint8_t *buf = du_buf(2, 9);
+	iovaq_iova_t kept = du_map(dom, buf, 1), iova = 0;
+
+	du_unmap(dom, kept, 1, 0);	/* kept: still mapped */
+	cr_assert_eq(du_simc(be).mapped_pages, 1);
+	du_fail_nth(be, IOVAQ_SIM_OP_MAP, 1, -ENOSPC);
+	DU_OK(iovaq_domain_map(dom, buf + 4096, 4096, IOVAQ_PROT_READ, IOVAQ_LIMIT_NONE, &iova));
+	cr_assert_eq(du_stats(dom).teardown_evictions, 1, "the kept mapping was unmapped");
+	cr_assert_eq(du_simc(be).mapped_pages, 1, "only the new mapping is left");
+	cr_assert_neq(iova, kept, "the IOVA was allocated while the kept one was held");
+	expect_unreachable(be, kept);
+	DU_CHECK(dom);
+	/* Nothing left to give back: the caller gets -ENOSPC, and nothing changed. */
+	du_fail_nth(be, IOVAQ_SIM_OP_MAP, 1, -ENOSPC);
+	cr_assert_eq(iovaq_domain_map(dom, buf, 4096, IOVAQ_PROT_READ, IOVAQ_LIMIT_NONE, &kept),
+		     -ENOSPC);
+	cr_assert_eq(du_stats(dom).map_errors, 1);
+	cr_assert_eq(du_stats(dom).mapped_pages, 1);
+	DU_CHECK(dom);
+	du_unmap(dom, iova, 1, 0);
 	iovaq_domain_destroy(dom);
 	iovaq_backend_close(be);
 	free(buf);
