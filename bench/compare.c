@@ -557,8 +557,10 @@ int bench_compare_main(int argc, char **argv)
 			free(chosen);
 			list = strdup(args.value);
 			chosen = list ? split_list(list) : NULL;
-			if (!chosen)
+			if (!chosen) {
+				free(list);
 				return bench_error("out of memory");
+			}
 			if (!chosen[0])
 				bench_usage_error("empty value for --metrics (expected metric paths, "
 						  "such as ns_per_op,window_ns.p99)");
@@ -572,6 +574,8 @@ int bench_compare_main(int argc, char **argv)
 			break;
 		case O_HELP:
 			bench_compare_help(stdout);
+			free(chosen);
+			free(list);
 			return BENCH_EXIT_OK;
 		}
 	}
@@ -585,17 +589,17 @@ int bench_compare_main(int argc, char **argv)
 		const struct metric *m = find_metric(&a.recs[0], o.metrics[i]);
 
 		if (!m || m->config) {
-			size_t len = 0;
+			size_t len = 1, at = 0;
 			char *valid = NULL;
 
 			for (size_t k = 0; k < a.recs[0].n; k++)
 				len += strlen(a.recs[0].m[k].path) + 2;
-			valid = calloc(1, len + 1);
+			valid = calloc(1, len);
 			for (size_t k = 0; valid && k < a.recs[0].n; k++) {
 				if (a.recs[0].m[k].config)
 					continue;
-				strcat(valid, *valid ? ", " : "");
-				strcat(valid, a.recs[0].m[k].path);
+				at += (size_t)snprintf(valid + at, len - at, "%s%s", at ? ", " : "",
+						       a.recs[0].m[k].path);
 			}
 			bench_usage_error("unknown metric '%s' for --metrics (valid: %s)",
 					  o.metrics[i], valid ? valid : "see docs/bench-schema.md");

@@ -194,7 +194,8 @@ out_fail:
 
 static void parse_value(struct reader *r, struct bench_jval *v, unsigned int depth);
 
-static void append(struct reader *r, struct bench_jval *v, size_t *cap, bool obj)
+/* Add an empty item (and key slot) to @v; false, with the reader failed, if out of memory. */
+static bool append(struct reader *r, struct bench_jval *v, size_t *cap, bool obj)
 {
 	if (v->n == *cap) {
 		size_t nc = *cap ? 2 * *cap : 8;
@@ -207,7 +208,7 @@ static void append(struct reader *r, struct bench_jval *v, size_t *cap, bool obj
 			v->keys = k;
 		if (!it || (obj && !k)) {
 			fail(r, "out of memory");
-			return;
+			return false;
 		}
 		*cap = nc;
 	}
@@ -215,6 +216,7 @@ static void append(struct reader *r, struct bench_jval *v, size_t *cap, bool obj
 	if (obj)
 		v->keys[v->n] = NULL;
 	v->n++;
+	return true;
 }
 
 static void parse_container(struct reader *r, struct bench_jval *v, unsigned int depth)
@@ -230,8 +232,7 @@ static void parse_container(struct reader *r, struct bench_jval *v, unsigned int
 	}
 	for (;;) {
 		skip_ws(r);
-		append(r, v, &cap, obj);
-		if (r->failed)
+		if (!append(r, v, &cap, obj))
 			return;
 		if (obj) {
 			if (peek(r) != '"') {
@@ -367,8 +368,7 @@ int bench_jread(const char *text, size_t len, struct bench_jval **vals, size_t *
 		fail(&r, "NUL byte: not a text file");
 	}
 	for (skip_ws(&r); !r.failed && r.pos < len; skip_ws(&r)) {
-		append(&r, &top, &cap, false);
-		if (!r.failed)
+		if (append(&r, &top, &cap, false))
 			parse_value(&r, &top.items[top.n - 1], 1);
 	}
 	if (r.failed) {

@@ -925,7 +925,7 @@ static int nginx_ops(struct worker *w, uint64_t ops)
 static int nginx_arena_ops(struct worker *w, uint64_t ops)
 {
 	for (uint64_t i = 0; i < ops; i++) {
-		struct iovaq_arena *a;
+		struct iovaq_arena *a = NULL;
 		int err = arena_get(w, &a);
 
 		for (uint32_t ch = 0; ch < NGINX_CHUNKS && !err; ch++) {
@@ -1037,7 +1037,7 @@ static int worker_alloc(struct ctx *c, struct worker *w, unsigned int idx, uint6
 		return bench_error("host page pool of %" PRIu64 " pages is too large", np);
 	w->npages = (uint32_t)np;
 	w->mem = aligned_alloc(PAGE, (size_t)np * PAGE);
-	w->freep = malloc(np * sizeof(*w->freep));
+	w->freep = calloc(np, sizeof(*w->freep));
 	w->ret_cap = (uint32_t)(2 * np);
 	w->ret = malloc(w->ret_cap * sizeof(*w->ret));
 	w->ring = calloc(RX_RING, sizeof(*w->ring));
@@ -1858,7 +1858,7 @@ static const char *const dev_head[] = {
 	"device ns", "traps/op",
 };
 
-#define NCOLS(h) ((unsigned int)(sizeof(h) / sizeof(h[0])))
+#define NCOLS(h) ((unsigned int)(sizeof(h) / sizeof((h)[0])))
 
 void bench_run_tables_init(struct bench_run_tables *t, bool rel)
 {

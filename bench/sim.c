@@ -273,7 +273,7 @@ static int run_sim(const struct sim_cfg *cfg, struct sim_result *res)
 	chunk = malloc(nchunks * sizeof(*chunk));
 	tmp = malloc(n * sizeof(*tmp));
 	if (cfg->churn)
-		b.slot = malloc(BG_SLOTS * sizeof(*b.slot));
+		b.slot = calloc(BG_SLOTS, sizeof(*b.slot));
 	if (!host || !page || !chunk || !tmp || (cfg->churn && !b.slot)) {
 		ret = bench_error("out of memory for %" PRIu64 " pages", n);
 		goto out;
@@ -601,6 +601,8 @@ static void emit_table_notes(const struct sim_result *rs, unsigned int n, FILE *
 	const struct sim_cfg *c = &rs[0].cfg;
 	struct iovaq_sim_cost cost;
 
+	if (!n)
+		return;
 	iovaq_sim_cost_defaults(&cost);
 	for (int nested = 0, first = 1; nested < 2; nested++) {
 		const struct sim_result *s, *k;

@@ -8,6 +8,8 @@
 #   asan      build/ci-asan   ASan+UBSan, IOVAQ_DEBUG; ctest, every label but the install test
 #   tsan      build/ci-tsan   TSan, IOVAQ_DEBUG, IOVAQ_TEST_SCALE=0.1; ctest -L 'unit|stress|contract'
 #   valgrind  build/ci-plain  the unit tier of the plain build under valgrind memcheck
+#   analyze   build/ci-analyze  cppcheck and clang-tidy over src/ and bench/, no findings
+#                             (scripts/analyze.sh; disabled checks explained in .clang-tidy)
 #   fuzz      build/ci-fuzz   Clang, ASan+UBSan: every libFuzzer target for a bounded time on
 #                             its seed corpus (scripts/fuzz.sh; IOVAQ_FUZZ_SECONDS, default 60)
 #   vm        build/ci-vm     the VM tier: contract suite for iommufd and vfio-type1 in QEMU
@@ -15,7 +17,7 @@
 #                             kernel built once and cached (scripts/vm-test.sh)
 #
 # Environment:
-#   IOVAQ_TEST_CONFIGS   configurations to run, in order (default "plain asan tsan valgrind fuzz vm")
+#   IOVAQ_TEST_CONFIGS   configurations to run, in order (default "plain asan tsan valgrind analyze fuzz vm")
 #   IOVAQ_VALGRIND_TEST_SCALE  IOVAQ_TEST_SCALE under valgrind (default 0.1)
 #   (the tsan and valgrind runs set IOVAQ_TEST_SLOW=1: tests then skip wall-clock judgements)
 #   CI                   accepted (CI=true); the script behaves the same either way
@@ -28,13 +30,13 @@ set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
 
-configs=${IOVAQ_TEST_CONFIGS:-plain asan tsan valgrind fuzz vm}
+configs=${IOVAQ_TEST_CONFIGS:-plain asan tsan valgrind analyze fuzz vm}
 for c in $configs; do
 	case $c in
-	plain | asan | tsan | valgrind | fuzz | vm) ;;
+	plain | asan | tsan | valgrind | analyze | fuzz | vm) ;;
 	*)
 		echo "test.sh: unknown configuration '$c' in IOVAQ_TEST_CONFIGS" \
-			"(known: plain asan tsan valgrind fuzz vm)" >&2
+			"(known: plain asan tsan valgrind analyze fuzz vm)" >&2
 		exit 2
 		;;
 	esac
@@ -204,6 +206,10 @@ print("valgrind: %d tests, no memcheck errors" % len(tests))
 EOF
 }
 
+run_analyze() {
+	bash "$top/scripts/analyze.sh"
+}
+
 run_fuzz() {
 	bash "$top/scripts/fuzz.sh"
 }
@@ -222,6 +228,7 @@ for c in $configs; do
 	asan) section "asan: IOVAQ_SANITIZE=address,undefined, IOVAQ_DEBUG (build/ci-asan)" ;;
 	tsan) section "tsan: IOVAQ_SANITIZE=thread, IOVAQ_DEBUG, scale 0.1 (build/ci-tsan)" ;;
 	valgrind) section "valgrind: memcheck over the unit tier of build/ci-plain" ;;
+	analyze) section "analyze: cppcheck and clang-tidy (build/ci-analyze)" ;;
 	fuzz) section "fuzz: libFuzzer targets, Clang ASan+UBSan (build/ci-fuzz)" ;;
 	vm) section "vm: iommufd and vfio-type1 in QEMU guests with emulated VT-d (build/ci-vm)" ;;
 	esac

@@ -345,7 +345,8 @@ static size_t plan_blocks(const struct iovaq_domain *d, const struct prange *r,
 			am = d->caps.max_am;
 		while (am && (1ull << am) > r->end - g)
 			am--;
-		if (k < room)
+		if (k < room)	/* @out is NULL only with @room 0 */
+			/* cppcheck-suppress nullPointer */
 			out[k] = (struct iovaq_inval){
 				.kind = IOVAQ_INVAL_PAGES,
 				.am = (uint8_t)am,
@@ -614,7 +615,7 @@ static void rings_unlock(struct iovaq_domain *d)
  */
 static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 {
-	struct qsnap snap[MAX_RINGS];
+	struct qsnap snap[MAX_RINGS] = { { 0, 0 } };	/* rings beyond nr_rings: empty */
 	struct prange *r = NULL;
 	uint64_t *cookies = NULL;
 	uint32_t ri, i;
@@ -1960,6 +1961,8 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 				  sizeof(o->backend), sizeof(*o));
 	if (err)
 		return err;
+	/* iovaq_opts_check() refused a NULL @o; IOVAQ_OPTS_GET() tests it again. */
+	/* cppcheck-suppress nullPointerRedundantCheck */
 	if (!o->backend || IOVAQ_OPTS_GET(o, policy, 0) >= IOVAQ_POLICY_NR ||
 	    IOVAQ_OPTS_GET(o, flusher, 0) > IOVAQ_FLUSHER_THREAD ||
 	    IOVAQ_OPTS_GET(o, ring_layout, 0) > IOVAQ_RING_PERCPU ||

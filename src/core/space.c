@@ -579,7 +579,10 @@ int iovaq_space_create(const struct iovaq_space_opts *o, struct iovaq_space **ou
 	if (err)
 		return err;
 	granule = IOVAQ_OPTS_GET(o, granule, 0) ?: IOVAQ_DEFAULT_GRANULE;
+	/* iovaq_opts_check() refused a NULL @o; IOVAQ_OPTS_GET() tests it again. */
+	/* cppcheck-suppress nullPointerRedundantCheck */
 	aps = o->apertures;
+	/* cppcheck-suppress nullPointerRedundantCheck */
 	nap = o->n_apertures;
 	nres = IOVAQ_OPTS_GET(o, n_reserved, 0);
 	if (!iovaq_is_pow2(granule) || granule < 512 || granule > (1ull << 30) || !aps || !nap ||
