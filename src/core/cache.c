@@ -137,7 +137,7 @@ struct tstate {
 };
 
 static IOVAQ_TLS struct tstate tls;
-static iovaq_lock_t front_registry_lock = IOVAQ_LOCK_INITIALIZER;
+static IOVAQ_DEFINE_LOCK(front_registry_lock);
 static iovaq_once_t tkey_once = IOVAQ_ONCE_INIT;
 static iovaq_thread_key_t tkey;
 static int tkey_err;
@@ -549,7 +549,7 @@ static int cache_take(struct iovaq_cache *c, unsigned int cls, iovaq_iova_t limi
 		iovaq_atomic_add(&c->shared_misses[cls], 1);
 		return -ENOENT;
 	}
-	f = (c->flags & IOVAQ_CACHE_NO_FRONT) ? NULL : front_sync(c);
+	f = (c->flags & IOVAQ_CACHE_NO_FRONT) || !IOVAQ_PORT_THREAD_FRONTS ? NULL : front_sync(c);
 	if (!f) {
 		s = my_slot(c);
 		iovaq_lock(&s->lock);
@@ -578,7 +578,7 @@ static int cache_take(struct iovaq_cache *c, unsigned int cls, iovaq_iova_t limi
 	return -ENOENT;
 }
 
-static __attribute__((noinline)) int alloc_slow(struct iovaq_cache *c, uint64_t n,
+static __attribute__((__noinline__)) int alloc_slow(struct iovaq_cache *c, uint64_t n,
 						iovaq_iova_t limit, iovaq_iova_t *out)
 {
 	iovaq_iova_t iova;
@@ -652,7 +652,7 @@ static int free_plausible(const struct iovaq_cache *c, iovaq_iova_t iova, uint64
 	       bytes - 1 <= c->hi_iova - iova;
 }
 
-static __attribute__((noinline)) int free_slow(struct iovaq_cache *c, iovaq_iova_t iova,
+static __attribute__((__noinline__)) int free_slow(struct iovaq_cache *c, iovaq_iova_t iova,
 					       uint64_t n)
 {
 	struct cpu_slot *s;
@@ -685,7 +685,7 @@ static __attribute__((noinline)) int free_slow(struct iovaq_cache *c, iovaq_iova
 		return err;
 	}
 
-	f = (c->flags & IOVAQ_CACHE_NO_FRONT) ? NULL : front_sync(c);
+	f = (c->flags & IOVAQ_CACHE_NO_FRONT) || !IOVAQ_PORT_THREAD_FRONTS ? NULL : front_sync(c);
 	if (!f) {
 		s = my_slot(c);
 		iovaq_lock(&s->lock);
@@ -854,7 +854,8 @@ int iovaq_cache_create(struct iovaq_space *sp, const struct iovaq_cache_opts *o,
 	 * The fast paths test "n - 1 < fast_max", which is false for n == 0 (wraps), for
 	 * n > max_n, and always when fast_max is 0 (a mode without the lock-free front).
 	 */
-	if (!(flags & (IOVAQ_CACHE_NO_FRONT | IOVAQ_CACHE_CHECKED | IOVAQ_CACHE_BYPASS)))
+	if (!(flags & (IOVAQ_CACHE_NO_FRONT | IOVAQ_CACHE_CHECKED | IOVAQ_CACHE_BYPASS)) &&
+	    IOVAQ_PORT_THREAD_FRONTS)
 		c->fast_max = max_n;
 	/* Each class's stack starts at a power-of-two stride; it holds at most cap entries. */
 	c->cap_shift = iovaq_order_ceil(cap);

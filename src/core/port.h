@@ -14,8 +14,11 @@
  *    iovaq_ncpus() (number of configured CPUs);
  *  - iovaq_now_ns() (monotonic nanoseconds);
  *  - iovaq_memset/iovaq_memcpy/iovaq_memmove, iovaq_sort, iovaq_snprintf;
- *  - IOVAQ_TLS, iovaq_once and thread-exit callbacks (the cache's per-thread fronts); a
- *    kernel port must give the fronts per-CPU storage with preemption disabled instead.
+ *  - IOVAQ_TLS, iovaq_once and thread-exit callbacks (the cache's per-thread fronts), and
+ *    IOVAQ_PORT_THREAD_FRONTS: 1 where they exist; 0 in the kernel, where the cache runs on
+ *    its per-CPU magazines alone (port_kernel.h says why);
+ *  - IOVAQ_DEFINE_LOCK(name): a statically initialised lock;
+ *  - iovaq_thread_t/iovaq_cond_t: the domain's flusher thread (a kthread in the kernel).
  */
 #ifndef IOVAQ_PORT_H
 #define IOVAQ_PORT_H

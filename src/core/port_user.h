@@ -28,6 +28,8 @@
 
 typedef pthread_mutex_t iovaq_lock_t;
 #define IOVAQ_LOCK_INITIALIZER PTHREAD_MUTEX_INITIALIZER
+/* A statically initialised lock (the kernel's mutexes need their name to initialise). */
+#define IOVAQ_DEFINE_LOCK(name) iovaq_lock_t name = PTHREAD_MUTEX_INITIALIZER
 
 static inline void iovaq_lock_init(iovaq_lock_t *l)
 {
@@ -88,6 +90,8 @@ static inline void iovaq_sort(void *base, size_t n, size_t size,
  * of per-thread cache fronts) and asks to be called when the thread exits.
  */
 #define IOVAQ_TLS __thread __attribute__((tls_model("initial-exec")))
+/* The magazine cache's lock-free per-thread fronts exist here (port_kernel.h: why not there). */
+#define IOVAQ_PORT_THREAD_FRONTS 1
 
 /**
  * iovaq_thread_exit_arm() - make sure @fn runs with @arg when the calling thread exits.

@@ -564,7 +564,10 @@ static size_t collect_holes(const struct iovaq_space *sp, const struct iovaq_spa
 int iovaq_space_create(const struct iovaq_space_opts *o, struct iovaq_space **out)
 {
 	const struct iovaq_alloc_hooks *hooks;
-	struct iovaq_range holes[IOVAQ_SPACE_MAX_APERTURES + IOVAQ_SPACE_MAX_RESERVED + 1];
+	/* Too large for a kernel stack (5 KiB): allocated for the duration of the call. */
+	const size_t holes_sz = (IOVAQ_SPACE_MAX_APERTURES + IOVAQ_SPACE_MAX_RESERVED + 1) *
+				sizeof(struct iovaq_range);
+	struct iovaq_range *holes;
 	const struct iovaq_range *aps;
 	struct iovaq_space *sp;
 	struct snode *end;
@@ -640,12 +643,15 @@ int iovaq_space_create(const struct iovaq_space_opts *o, struct iovaq_space **ou
 	sp->tree_nodes = 1;
 	sp->free_granules = sp->hi - sp->lo + 1;
 
+	holes = iovaq_hooks_alloc(hooks, holes_sz, sizeof(uint64_t));
+	if (!holes)
+		goto nomem;
 	nh = collect_holes(sp, o, holes);
-	for (i = 0; i < nh; i++) {
+	for (i = 0, err = 0; i < nh && err != -ENOMEM; i++)
 		err = take_fixed(sp, holes[i].start, holes[i].last - holes[i].start + 1, 1);
-		if (err == -ENOMEM)
-			goto nomem;
-	}
+	iovaq_hooks_free(hooks, holes, holes_sz);
+	if (err == -ENOMEM)
+		goto nomem;
 	/* Holes inside the apertures: everything in them that is not free. */
 	sp->reserved_granules = sp->total_granules - sp->free_granules;
 	if (!sp->free_granules)

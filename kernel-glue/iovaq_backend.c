@@ -1,0 +1,584 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * The kernel IOMMU backend of iovaq.ko, and the iovaq_backend_*() wrappers the core calls
+ * (userspace has them in src/backend/backend.c, with its registry; here there is one backend).
+ *
+ * Batching (FACTS.md, "Kernel-side batching"): map is one iommu_map_sg() per call, which syncs
+ * the map side once however many pages the buffer has; unmap is iommu_unmap_fast() into a
+ * gather that is not synced, so the IOTLB still holds the translation; flush is one
+ * iommu_iotlb_sync() per planned command. The IOMMU driver frees the page-table pages an unmap
+ * released only after a sync of a gather that carries them: unmap moves them to a pending
+ * list, and flush hands the list to one extra sync over the union of the ranges that freed
+ * them (that sync is not leaf-only, since its gather carries pages). Pinned user pages are
+ * released after the first flush whose commands cover their mapping: after t_safe.
+ *
+ * Locking: @lock (a mutex) protects the mapping tree's consistency across a multi-entry unmap,
+ * the pending table pages and the unpin list. The IOMMU calls are made outside it except for
+ * unmap, which must remove the tree entries and unmap them as one step.
+ */
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/scatterlist.h>
+#include <linux/iommu.h>
+#include <linux/maple_tree.h>
+#include <linux/list.h>
+#include <linux/atomic.h>
+#include <asm/cpufeature.h>
+
+#include "backend_priv.h"
+#include "iovaq_kshim.h"
+
+static int caching_mode = -1;
+module_param(caching_mode, int, 0444);
+MODULE_PARM_DESC(caching_mode,
+		 "Report a virtual IOMMU in caching mode: 1 yes, 0 no, -1 when running under a hypervisor");
+
+struct kmapping {
+	unsigned long iova;
+	size_t len;
+	struct page **pages;	/* user host: pinned pages; NULL for kernel addresses */
+	unsigned long npages;
+	struct list_head node;	/* the unpin list, after unmap */
+};
+
+struct kbe {
+	struct iovaq_backend base;
+	struct device *dev;
+	struct iommu_domain *dom;
+	enum iovaq_khost host;
+	struct mm_struct *mm;		/* user host: the opener's mm (mmgrab) */
+
+	struct mutex lock;
+	struct maple_tree maps;		/* [iova >> PAGE_SHIFT, last >> PAGE_SHIFT] -> kmapping */
+	struct list_head freelist;	/* page-table pages freed by unmaps, until a flush */
+	unsigned long ft_start, ft_end;	/* the ranges that freed them, [start, end] */
+	struct list_head unpin;		/* unmapped, awaiting an invalidation that covers them */
+
+	atomic64_t maps_n, map_pages, unmaps_n, unmap_pages, syncs, sync_tables, flush_all;
+	atomic64_t pinned, unpinned, live;
+};
+
+static inline struct kbe *to_kbe(struct iovaq_backend *be)
+{
+	return container_of(be, struct kbe, base);
+}
+
+static void kmapping_release(struct kbe *k, struct kmapping *m)
+{
+	if (m->pages) {
+		unpin_user_pages(m->pages, m->npages);
+		kvfree(m->pages);
+		atomic64_sub(m->npages, &k->pinned);
+		atomic64_add(m->npages, &k->unpinned);
+	}
+	atomic64_dec(&k->live);
+	kfree(m);
+}
+
+/* The pages behind @len bytes at @host: pinned (user) or looked up (kernel). */
+static int host_pages(struct kbe *k, void *host, size_t len, unsigned int prot,
+		      struct page ***pagesp, unsigned long *np)
+{
+	unsigned long n = len >> PAGE_SHIFT, i;
+	struct page **pages;
+	long got;
+
+	pages = kvmalloc_array(n, sizeof(*pages), GFP_KERNEL);
+	if (!pages)
+		return -ENOMEM;
+	if ((unsigned long)host < TASK_SIZE) {
+		unsigned int gup = FOLL_LONGTERM | ((prot & IOVAQ_PROT_WRITE) ? FOLL_WRITE : 0);
+
+		if (k->host != IOVAQ_KHOST_USER || current->mm != k->mm) {
+			kvfree(pages);
+			return -EPERM;
+		}
+		got = pin_user_pages_fast((unsigned long)host, n, gup, pages);
+		if (got != n) {
+			if (got > 0)
+				unpin_user_pages(pages, got);
+			kvfree(pages);
+			return got < 0 ? got : -EFAULT;
+		}
+		atomic64_add(n, &k->pinned);
+	} else {
+		for (i = 0; i < n; i++) {
+			void *va = (char *)host + (i << PAGE_SHIFT);
+
+			pages[i] = is_vmalloc_addr(va) ? vmalloc_to_page(va) : virt_to_page(va);
+		}
+	}
+	*pagesp = pages;
+	*np = n;
+	return 0;
+}
+
+static int kbe_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size_t len,
+		   unsigned int prot)
+{
+	struct kbe *k = to_kbe(be);
+	struct kmapping *m;
+	struct sg_table sgt;
+	struct page **pages;
+	unsigned long n;
+	ssize_t mapped;
+	int err, iprot = 0;
+	bool user;
+
+	if (iovaq_kfail("map"))
+		return -EIO;
+	if (prot & IOVAQ_PROT_READ)
+		iprot |= IOMMU_READ;
+	if (prot & IOVAQ_PROT_WRITE)
+		iprot |= IOMMU_WRITE;
+	m = kzalloc(sizeof(*m), GFP_KERNEL);
+	if (!m)
+		return -ENOMEM;
+	m->iova = iova;
+	m->len = len;
+	err = host_pages(k, host, len, prot, &pages, &n);
+	if (err)
+		goto free_m;
+	m->npages = n;
+	user = (unsigned long)host < TASK_SIZE;
+	if (user)
+		m->pages = pages;
+	atomic64_inc(&k->live);	/* kmapping_release() undoes it */
+	err = mtree_insert_range(&k->maps, iova >> PAGE_SHIFT, (iova + len - 1) >> PAGE_SHIFT, m,
+				 GFP_KERNEL);
+	if (err)
+		goto release;
+	err = sg_alloc_table_from_pages(&sgt, pages, n, 0, len, GFP_KERNEL);
+	if (err)
+		goto erase;
+	mapped = iommu_map_sgtable(k->dom, iova, &sgt, iprot);
+	sg_free_table(&sgt);
+	if (mapped != len) {
+		/* iommu_map_sg() has unmapped (and synced) what it mapped. */
+		err = mapped < 0 ? mapped : -ENOMEM;
+		goto erase;
+	}
+	atomic64_inc(&k->maps_n);
+	atomic64_add(n, &k->map_pages);
+	if (!user)
+		kvfree(pages);
+	return 0;
+erase:
+	mtree_erase(&k->maps, iova >> PAGE_SHIFT);
+release:
+	if (!user)
+		kvfree(pages);
+	kmapping_release(k, m);
+	return err;
+free_m:
+	kfree(m);
+	return err;
+}
+
+static int kbe_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
+{
+	unsigned long first = iova >> PAGE_SHIFT, last = (iova + len - 1) >> PAGE_SHIFT, idx;
+	struct iommu_iotlb_gather g;
+	struct kbe *k = to_kbe(be);
+	struct kmapping *m, *tmp;
+	LIST_HEAD(batch);
+	int ret = 0;
+
+	if (iovaq_kfail("unmap"))
+		return -EIO;
+	mutex_lock(&k->lock);
+	/* Whole mappings only: collect and check every entry in the range before any change. */
+	idx = first;
+	mt_for_each(&k->maps, m, idx, last) {
+		list_add_tail(&m->node, &batch);
+		if (m->iova < iova || m->iova + m->len - 1 > iova + len - 1)
+			ret = -EINVAL;
+	}
+	if (list_empty(&batch) || ret) {
+		mutex_unlock(&k->lock);
+		return ret ?: -ENOENT;
+	}
+	list_for_each_entry_safe(m, tmp, &batch, node) {
+		size_t done;
+
+		mtree_erase(&k->maps, m->iova >> PAGE_SHIFT);
+		iommu_iotlb_gather_init(&g);
+		done = iommu_unmap_fast(k->dom, m->iova, m->len, &g);
+		WARN_ON_ONCE(done != m->len);
+		atomic64_inc(&k->unmaps_n);
+		atomic64_add(m->len >> PAGE_SHIFT, &k->unmap_pages);
+		/*
+		 * The gather is not synced: its range is left to the planned flush. Table pages it
+		 * carries wait for the extra sync in flush.
+		 */
+		if (!list_empty(&g.freelist)) {
+			list_splice_tail_init(&g.freelist, &k->freelist);
+			k->ft_start = min(k->ft_start, m->iova);
+			k->ft_end = max(k->ft_end, m->iova + m->len - 1);
+			ret = IOVAQ_UNMAP_FREED_TABLES;
+		}
+		list_move_tail(&m->node, &k->unpin);
+	}
+	mutex_unlock(&k->lock);
+	return ret;
+}
+
+static bool cmd_covers(const struct iovaq_inval *c, u64 gran, unsigned long s, unsigned long e)
+{
+	switch (c->kind) {
+	case IOVAQ_INVAL_PAGES:
+		return s >= c->iova && e <= c->iova + (gran << c->am) - 1;
+	case IOVAQ_INVAL_RANGE:
+		return s >= c->iova && e <= c->last;
+	default:
+		return true;
+	}
+}
+
+static void sync_range(struct kbe *k, unsigned long start, unsigned long end,
+		       struct list_head *pages)
+{
+	struct iommu_iotlb_gather g;
+
+	iommu_iotlb_gather_init(&g);
+	g.start = start;
+	g.end = end;
+	g.pgsize = PAGE_SIZE;
+	if (pages)
+		list_splice_init(pages, &g.freelist);
+	iommu_iotlb_sync(k->dom, &g);
+	atomic64_inc(&k->syncs);
+}
+
+static int kbe_flush(struct iovaq_backend *be, const struct iovaq_inval *cmds, size_t n)
+{
+	struct kbe *k = to_kbe(be);
+	u64 gran = be->caps.granule;
+	struct kmapping *m, *tmp;
+	LIST_HEAD(tables);
+	LIST_HEAD(done);
+	unsigned long fs, fe;
+	size_t i, j;
+
+	if (iovaq_kfail("flush"))
+		return -EIO;
+	/* What was unmapped before this point; later unmaps wait for a later flush. */
+	mutex_lock(&k->lock);
+	list_splice_init(&k->freelist, &tables);
+	fs = k->ft_start;
+	fe = k->ft_end;
+	k->ft_start = ULONG_MAX;
+	k->ft_end = 0;
+	list_for_each_entry_safe(m, tmp, &k->unpin, node) {
+		for (j = 0; j < n; j++)
+			if (cmd_covers(&cmds[j], gran, m->iova, m->iova + m->len - 1))
+				break;
+		if (j < n)
+			list_move_tail(&m->node, &done);
+	}
+	mutex_unlock(&k->lock);
+
+	for (i = 0; i < n; i++) {
+		const struct iovaq_inval *c = &cmds[i];
+
+		switch (c->kind) {
+		case IOVAQ_INVAL_PAGES:
+			sync_range(k, c->iova, c->iova + (gran << c->am) - 1, NULL);
+			break;
+		case IOVAQ_INVAL_RANGE:
+			sync_range(k, c->iova, c->last, NULL);
+			break;
+		default:
+			iommu_flush_iotlb_all(k->dom);
+			atomic64_inc(&k->flush_all);
+			break;
+		}
+	}
+	if (!list_empty(&tables)) {
+		sync_range(k, fs, fe, &tables);
+		atomic64_inc(&k->sync_tables);
+	}
+	/* t_safe for everything in @done: its pages may go back to their owner. */
+	list_for_each_entry_safe(m, tmp, &done, node) {
+		list_del(&m->node);
+		kmapping_release(k, m);
+	}
+	return 0;
+}
+
+static uint64_t kbe_pinned_bytes(struct iovaq_backend *be)
+{
+	return (u64)atomic64_read(&to_kbe(be)->pinned) << PAGE_SHIFT;
+}
+
+static void kbe_close(struct iovaq_backend *be)
+{
+	struct kbe *k = to_kbe(be);
+	struct kmapping *m, *tmp;
+	unsigned long idx = 0;
+	LIST_HEAD(tables);
+
+	/* Whatever is still mapped goes, then one sync over everything before any page is freed. */
+	mt_for_each(&k->maps, m, idx, ULONG_MAX) {
+		struct iommu_iotlb_gather g;
+
+		iommu_iotlb_gather_init(&g);
+		iommu_unmap_fast(k->dom, m->iova, m->len, &g);
+		list_splice_tail_init(&g.freelist, &k->freelist);
+		list_add_tail(&m->node, &k->unpin);
+	}
+	mtree_destroy(&k->maps);
+	list_splice_init(&k->freelist, &tables);
+	sync_range(k, 0, ULONG_MAX, &tables);
+	iommu_flush_iotlb_all(k->dom);
+	list_for_each_entry_safe(m, tmp, &k->unpin, node) {
+		list_del(&m->node);
+		kmapping_release(k, m);
+	}
+	iommu_detach_device(k->dom, k->dev);
+	iommu_device_release_dma_owner(k->dev);
+	iommu_domain_free(k->dom);
+	put_device(k->dev);
+	if (k->mm)
+		mmdrop(k->mm);
+	kfree(k);
+}
+
+static const struct iovaq_backend_ops kbe_ops = {
+	.name = "kshim",
+	.close = kbe_close,
+	.map = kbe_map,
+	.unmap = kbe_unmap,
+	.flush = kbe_flush,
+	.pinned_bytes = kbe_pinned_bytes,
+};
+
+static void kbe_caps(struct kbe *k)
+{
+	struct iovaq_backend_caps *c = &k->base.caps;
+	struct iommu_domain *d = k->dom;
+	u64 lo = max_t(u64, d->geometry.aperture_start, PAGE_SIZE);
+	u64 hi = d->geometry.aperture_end;
+	int cm = caching_mode;
+
+	if (cm < 0)
+		cm = IS_ENABLED(CONFIG_X86) && boot_cpu_has(X86_FEATURE_HYPERVISOR);
+	c->sz = sizeof(*c);
+	c->flags = cm ? IOVAQ_CAP_CACHING_MODE : 0;
+	c->page_sizes = d->pgsize_bitmap;
+	c->granule = PAGE_SIZE;
+	/* The x86 MSI window is never DMA-mappable: two apertures around it when it is inside. */
+	if (lo < IOVAQ_X86_MSI_START && hi > IOVAQ_X86_MSI_LAST) {
+		c->apertures[0] = (struct iovaq_range){ lo, IOVAQ_X86_MSI_START - 1 };
+		c->apertures[1] = (struct iovaq_range){ IOVAQ_X86_MSI_LAST + 1, hi };
+		c->n_apertures = 2;
+	} else {
+		c->apertures[0] = (struct iovaq_range){ lo, hi };
+		c->n_apertures = 1;
+	}
+	c->inval_kinds = (1u << IOVAQ_INVAL_PAGES) | (1u << IOVAQ_INVAL_RANGE) |
+			 (1u << IOVAQ_INVAL_DOMAIN);
+	c->max_am = 18;
+	c->leaf_hint = 1;
+	/* Measured in the VM testbed (FACTS.md): a trapped invalidation + wait about 2.5 us. */
+	c->cost_flush_ns = cm ? 2500 : 300;
+	c->cost_cmd_ns = cm ? 2500 : 200;
+	c->cost_domain_ns = cm ? 5000 : 500;
+	c->cost_domain_page_ns = cm ? 50 : 0;
+	c->cost_map_ns = cm ? 4000 : 800;
+	c->cost_unmap_ns = 700;
+	c->cost_trap_ns = cm ? 2500 : 0;
+}
+
+int iovaq_kbackend_open(struct device *dev, enum iovaq_khost host, struct iovaq_backend **out)
+{
+	struct kbe *k;
+	int err;
+
+	if (!dev || !out || host > IOVAQ_KHOST_USER)
+		return -EINVAL;
+	if (iovaq_kfail("open"))
+		return -EIO;
+	if (dev->driver)
+		return -EBUSY;
+	k = kzalloc(sizeof(*k), GFP_KERNEL);
+	if (!k)
+		return -ENOMEM;
+	k->base.ops = &kbe_ops;
+	k->dev = get_device(dev);
+	k->host = host;
+	mutex_init(&k->lock);
+	mt_init(&k->maps);
+	INIT_LIST_HEAD(&k->freelist);
+	INIT_LIST_HEAD(&k->unpin);
+	k->ft_start = ULONG_MAX;
+	err = iommu_device_claim_dma_owner(dev, k);
+	if (err) {
+		err = err == -EPERM ? -EBUSY : err;	/* owned by someone else */
+		goto put;
+	}
+	k->dom = iommu_paging_domain_alloc(dev);
+	if (IS_ERR(k->dom)) {
+		err = PTR_ERR(k->dom);
+		goto release;
+	}
+	err = iommu_attach_device(k->dom, dev);
+	if (err)
+		goto free_dom;
+	if (host == IOVAQ_KHOST_USER) {
+		k->mm = current->mm;
+		mmgrab(k->mm);
+	}
+	kbe_caps(k);
+	*out = &k->base;
+	return 0;
+free_dom:
+	iommu_domain_free(k->dom);
+release:
+	iommu_device_release_dma_owner(dev);
+put:
+	put_device(dev);
+	kfree(k);
+	return err;
+}
+EXPORT_SYMBOL_GPL(iovaq_kbackend_open);
+
+void iovaq_kbackend_counters(struct iovaq_backend *be, struct iovaq_kbe_counters *c)
+{
+	struct kbe *k = to_kbe(be);
+
+	c->maps = atomic64_read(&k->maps_n);
+	c->map_pages = atomic64_read(&k->map_pages);
+	c->unmaps = atomic64_read(&k->unmaps_n);
+	c->unmap_pages = atomic64_read(&k->unmap_pages);
+	c->syncs = atomic64_read(&k->syncs);
+	c->sync_tables = atomic64_read(&k->sync_tables);
+	c->flush_all = atomic64_read(&k->flush_all);
+	c->pinned_pages = atomic64_read(&k->pinned);
+	c->unpinned_pages = atomic64_read(&k->unpinned);
+	c->live_maps = atomic64_read(&k->live);
+}
+EXPORT_SYMBOL_GPL(iovaq_kbackend_counters);
+
+struct iommu_domain *iovaq_kbackend_domain(struct iovaq_backend *be)
+{
+	return to_kbe(be)->dom;
+}
+EXPORT_SYMBOL_GPL(iovaq_kbackend_domain);
+
+/* ---- the wrappers the core calls (same checks as src/backend/backend.c) ------------------ */
+
+void iovaq_backend_close(struct iovaq_backend *be)
+{
+	if (be)
+		be->ops->close(be);
+}
+EXPORT_SYMBOL_GPL(iovaq_backend_close);
+
+const char *iovaq_backend_name(const struct iovaq_backend *be)
+{
+	return be->ops->name;
+}
+EXPORT_SYMBOL_GPL(iovaq_backend_name);
+
+int iovaq_backend_get_caps(const struct iovaq_backend *be, struct iovaq_backend_caps *caps)
+{
+	size_t sz;
+	int err;
+
+	if (!be)
+		return -EINVAL;
+	err = iovaq_opts_check(caps, offsetof(struct iovaq_backend_caps, n_apertures), SIZE_MAX);
+	if (err)
+		return err;
+	sz = min(caps->sz, sizeof(be->caps));
+	memcpy(caps, &be->caps, sz);
+	caps->sz = sz;
+	return 0;
+}
+EXPORT_SYMBOL_GPL(iovaq_backend_get_caps);
+
+static bool range_ok(const struct iovaq_backend *be, iovaq_iova_t iova, u64 len)
+{
+	const struct iovaq_backend_caps *c = &be->caps;
+	u64 g = c->granule;
+	u32 i;
+
+	if (!len || (iova & (g - 1)) || (len & (g - 1)))
+		return false;
+	for (i = 0; i < c->n_apertures; i++)
+		if (iova >= c->apertures[i].start && iova <= c->apertures[i].last &&
+		    len - 1 <= c->apertures[i].last - iova)
+			return true;
+	return false;
+}
+
+int iovaq_backend_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size_t len,
+		      unsigned int prot)
+{
+	if (!be || !host || !range_ok(be, iova, len) ||
+	    ((uintptr_t)host & (be->caps.granule - 1)) || !prot ||
+	    (prot & ~(unsigned int)(IOVAQ_PROT_READ | IOVAQ_PROT_WRITE)))
+		return -EINVAL;
+	return be->ops->map(be, iova, host, len, prot);
+}
+EXPORT_SYMBOL_GPL(iovaq_backend_map);
+
+int iovaq_backend_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
+{
+	if (!be || !range_ok(be, iova, len))
+		return -EINVAL;
+	return be->ops->unmap(be, iova, len);
+}
+EXPORT_SYMBOL_GPL(iovaq_backend_unmap);
+
+static bool cmd_ok(const struct iovaq_backend *be, const struct iovaq_inval *c)
+{
+	const struct iovaq_backend_caps *caps = &be->caps;
+	u64 bytes;
+	size_t i;
+
+	if (c->kind >= IOVAQ_INVAL_NR_KINDS || !(caps->inval_kinds & (1u << c->kind)) ||
+	    (c->flags & ~(unsigned int)IOVAQ_INVAL_LEAF))
+		return false;
+	for (i = 0; i < sizeof(c->reserved); i++)
+		if (c->reserved[i])
+			return false;
+	switch (c->kind) {
+	case IOVAQ_INVAL_PAGES:
+		if (c->am > caps->max_am || c->last)
+			return false;
+		bytes = caps->granule << c->am;
+		return !(c->iova & (bytes - 1));
+	case IOVAQ_INVAL_RANGE:
+		return c->iova <= c->last && !(c->iova & (caps->granule - 1)) &&
+		       !((c->last + 1) & (caps->granule - 1)) && !c->am;
+	default:
+		return !c->iova && !c->last && !c->am && !(c->flags & IOVAQ_INVAL_LEAF);
+	}
+}
+
+int iovaq_backend_flush(struct iovaq_backend *be, const struct iovaq_inval *cmds, size_t n)
+{
+	size_t i;
+
+	if (!be || (!cmds && n))
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (!cmd_ok(be, &cmds[i]))
+			return -EINVAL;
+	if (!n)
+		return 0;
+	return be->ops->flush(be, cmds, n);
+}
+EXPORT_SYMBOL_GPL(iovaq_backend_flush);
+
+uint64_t iovaq_backend_pinned_bytes(struct iovaq_backend *be)
+{
+	if (!be || !be->ops->pinned_bytes)
+		return 0;
+	return be->ops->pinned_bytes(be);
+}
+EXPORT_SYMBOL_GPL(iovaq_backend_pinned_bytes);

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * IOVAQ_KSHIM_BENCH: the nic-rx pattern (a FIFO ring of 4 KiB buffers: map the newest, unmap
+ * the oldest) run inside the kernel on the bound device, so that no system call is counted.
+ * DOMAIN mode goes through libiovaq's domain and the kernel backend; RAW_STRICT is the
+ * baseline the kernel offers without the library: iommu_map() + iommu_unmap() per page.
+ */
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/mm.h>
+#include <linux/iommu.h>
+#include <linux/ktime.h>
+
+#include <uapi/iovaq/kshim.h>
+#include "iovaq_kshim.h"
+
+static void free_ring(void **bufs, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		if (bufs[i])
+			free_page((unsigned long)bufs[i]);
+	kvfree(bufs);
+}
+
+static int bench_raw(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void **bufs)
+{
+	struct iommu_domain *dom = iovaq_kbackend_domain(be);
+	struct iovaq_backend_caps c = { .sz = sizeof(c) };
+	u64 base, t0;
+	u32 i;
+	int err;
+
+	err = iovaq_backend_get_caps(be, &c);
+	if (err)
+		return err;
+	base = c.apertures[0].start;
+	if (c.apertures[0].last - base < (u64)b->ring << PAGE_SHIFT)
+		return -ENOSPC;
+	t0 = ktime_get_ns();
+	for (i = 0; i < b->count + b->ring; i++) {
+		u64 slot = base + ((u64)(i % b->ring) << PAGE_SHIFT);
+
+		if (i >= b->ring) {	/* the oldest buffer comes back: strict unmap */
+			if (iommu_unmap(dom, slot, PAGE_SIZE) != PAGE_SIZE) {
+				err = -EIO;
+				break;
+			}
+			b->unmaps++;
+			b->syncs++;
+		}
+		if (i < b->count) {
+			err = iommu_map(dom, slot, virt_to_phys(bufs[i % b->ring]), PAGE_SIZE,
+					IOMMU_READ | IOMMU_WRITE, GFP_KERNEL);
+			if (err)
+				break;
+			b->maps++;
+		}
+	}
+	b->elapsed_ns = ktime_get_ns() - t0;
+	if (err)	/* nothing may stay mapped behind the backend's back */
+		iommu_unmap(dom, base, (size_t)b->ring << PAGE_SHIFT);
+	return err;
+}
+
+static int bench_domain(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void **bufs)
+{
+	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = b->policy);
+	IOVAQ_OPTS(iovaq_domain_stats, st);
+	IOVAQ_OPTS(iovaq_window_report, w);
+	struct iovaq_kbe_counters c0, c1;
+	struct iovaq_domain *d;
+	iovaq_iova_t *iovas;
+	u64 t0;
+	u32 i;
+	int err, e2;
+
+	iovas = kvcalloc(b->ring, sizeof(*iovas), GFP_KERNEL);
+	if (!iovas)
+		return -ENOMEM;
+	err = iovaq_domain_create(&o, &d);
+	if (err)
+		goto out;
+	iovaq_kbackend_counters(be, &c0);
+	t0 = ktime_get_ns();
+	for (i = 0; i < b->count + b->ring && !err; i++) {
+		u32 s = i % b->ring;
+
+		if (i >= b->ring)
+			err = iovaq_domain_unmap(d, iovas[s], PAGE_SIZE, i);
+		if (!err && i < b->count)
+			err = iovaq_domain_map(d, bufs[s], PAGE_SIZE,
+					       IOVAQ_PROT_READ | IOVAQ_PROT_WRITE,
+					       IOVAQ_LIMIT_NONE, &iovas[s]);
+	}
+	e2 = iovaq_domain_sync(d);
+	err = err ?: e2;
+	b->elapsed_ns = ktime_get_ns() - t0;
+	iovaq_kbackend_counters(be, &c1);
+	b->maps = c1.maps - c0.maps;
+	b->unmaps = c1.unmaps - c0.unmaps;
+	b->syncs = (c1.syncs - c0.syncs) + (c1.flush_all - c0.flush_all);
+	if (!iovaq_domain_get_stats(d, &st)) {
+		b->flushes = st.flushes;
+		b->inval_cmds = st.inval_cmds;
+	}
+	if (!iovaq_domain_window(d, &w)) {
+		b->window_p50_ns = w.window_p50_ns;
+		b->window_p99_ns = w.window_p99_ns;
+		b->window_max_ns = w.window_max_ns;
+		b->unsafe_reuse = w.unsafe_reuse;
+		b->violations = w.violations;
+	}
+	iovaq_domain_destroy(d);
+out:
+	kvfree(iovas);
+	return err;
+}
+
+int iovaq_kbench_run(struct iovaq_backend *be, struct iovaq_kshim_bench *b)
+{
+	struct iovaq_kbe_counters c;
+	void **bufs;
+	u32 i;
+	int err;
+
+	if (b->reserved || !b->count || b->count > 1000000 || !b->ring || b->ring > 4096 ||
+	    b->mode > IOVAQ_KSHIM_BENCH_RAW_STRICT || b->policy >= IOVAQ_POLICY_NR)
+		return -EINVAL;
+	if (b->mode == IOVAQ_KSHIM_BENCH_ARENA)
+		return -EOPNOTSUPP;	/* not yet: docs/kernel-glue.md */
+	iovaq_kbackend_counters(be, &c);
+	if (c.live_maps)
+		return -EBUSY;	/* the bench's IOVAs would collide with the file's mappings */
+	bufs = kvcalloc(b->ring, sizeof(*bufs), GFP_KERNEL);
+	if (!bufs)
+		return -ENOMEM;
+	for (i = 0; i < b->ring; i++) {
+		bufs[i] = (void *)get_zeroed_page(GFP_KERNEL);
+		if (!bufs[i]) {
+			free_ring(bufs, b->ring);
+			return -ENOMEM;
+		}
+	}
+	if (b->mode == IOVAQ_KSHIM_BENCH_RAW_STRICT)
+		err = bench_raw(be, b, bufs);
+	else
+		err = bench_domain(be, b, bufs);
+	free_ring(bufs, b->ring);
+	return err;
+}
