@@ -14,6 +14,7 @@
 #   clang libclang-rt-14-dev           fuzzing: libFuzzer and Clang's sanitizer runtimes
 #                                      (scripts/fuzz.sh)
 #   python3                            scripts/test.sh (valgrind runner)
+#   gcovr                              coverage report (scripts/coverage.sh)
 #   python3-pytest python3-matplotlib  Python bindings' tests and example plot (bindings/)
 
 set -euo pipefail
@@ -21,7 +22,7 @@ set -euo pipefail
 packages=(
 	build-essential cmake pkg-config
 	liburcu-dev libjemalloc-dev libcriterion-dev
-	valgrind gnuplot-nox clang libclang-rt-14-dev python3
+	valgrind gnuplot-nox clang libclang-rt-14-dev python3 gcovr
 	python3-pytest python3-matplotlib
 )
 
