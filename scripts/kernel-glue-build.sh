@@ -114,7 +114,8 @@ build() { # $1 flavor, $2 kernel tree, extra make arguments...
 	rel=$(cat "$kdir/include/config/kernel.release")
 	for ko in iovaq.ko iovaq_example.ko; do
 		[ -f "$d/$ko" ] || vm_die "$flavor: no $ko"
-		modinfo -F vermagic "$d/$ko" | grep -q "^$rel " || vm_die "$flavor: $ko is not for $rel"
+		grep -q "^$rel " <<<"$(modinfo -F vermagic "$d/$ko")" ||
+			vm_die "$flavor: $ko is not for $rel"
 	done
 	echo "$flavor $rel $d"
 }

@@ -61,7 +61,7 @@ libdir=$(dirname "$so")
 [ -f "$libdir/libiovaq.a" ] || fail "static library $libdir/libiovaq.a not installed"
 pc=$(find "$prefix" -name iovaq.pc | head -n 1)
 [ -n "$pc" ] || fail "iovaq.pc not installed"
-find "$prefix" -name iovaqConfig.cmake | grep -q . || fail "iovaqConfig.cmake not installed"
+[ -n "$(find "$prefix" -name iovaqConfig.cmake)" ] || fail "iovaqConfig.cmake not installed"
 for h in "$srcdir"/include/iovaq/*.h; do
 	[ -n "$(find "$prefix" -path "*/include/iovaq/$(basename "$h")")" ] ||
 		fail "header iovaq/$(basename "$h") not installed"
@@ -77,8 +77,11 @@ inc=$(pkg-config --variable=includedir iovaq)
 # shellcheck disable=SC2086 # pkg-config output is a list of words
 "$cc" -std=c11 -Wall -Wextra -Werror -o "$tmp/consumer-pc" "$here/consumer.c" $pc_flags ||
 	fail "consumer does not build with pkg-config flags"
-LD_LIBRARY_PATH=$libdir ldd "$tmp/consumer-pc" | grep -q "$libdir/libiovaq.so.$major" ||
-	fail "consumer-pc does not load libiovaq.so.$major from $libdir"
+# Whole outputs, then grep: "cmd | grep -q" under pipefail fails at random when grep's early
+# exit makes cmd die of SIGPIPE.
+deps=$(LD_LIBRARY_PATH=$libdir ldd "$tmp/consumer-pc")
+grep -q "$libdir/libiovaq.so.$major" <<<"$deps" ||
+	fail "consumer-pc does not load libiovaq.so.$major from $libdir: $deps"
 LD_LIBRARY_PATH=$libdir "$tmp/consumer-pc" || fail "consumer (pkg-config) failed"
 
 # --- 3. CMake package consumer -------------------------------------------------------------------
@@ -94,7 +97,7 @@ if ! "$cmake" -S "$here/cmake-consumer" -B "$tmp/cmake-build" \
 fi
 LD_LIBRARY_PATH=$libdir "$tmp/cmake-build/consumer" || fail "consumer (iovaq::iovaq) failed"
 "$tmp/cmake-build/consumer_static" || fail "consumer (iovaq::iovaq_static) failed"
-if ldd "$tmp/cmake-build/consumer_static" | grep -q libiovaq; then
+if grep -q libiovaq <<<"$(ldd "$tmp/cmake-build/consumer_static")"; then
 	fail "consumer_static is linked against the shared libiovaq"
 fi
 
@@ -113,7 +116,7 @@ $bad"
 $internal"
 grep -Eq '^IOVAQ_[0-9]+\.[0-9]+$' "$tmp/exported" || fail "no version node in libiovaq.so"
 unversioned=$(nm -D --defined-only "$so" | awk '$NF ~ /^iovaq_/ && $NF !~ /@@?IOVAQ_/ { print $NF }')
-if nm -D --defined-only "$so" | grep -q '@'; then
+if grep -q '@' <<<"$(nm -D --defined-only "$so")"; then
 	[ -z "$unversioned" ] || fail "symbols without a version node: $unversioned"
 fi
 

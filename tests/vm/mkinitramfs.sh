@@ -15,17 +15,24 @@ set -euo pipefail
 out=$1
 shift
 mods=""
-if [ "${1:-}" = --modules ]; then
-	mods=$2
+bins=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--modules) mods=$2 ;;
+	--bin) bins+=("$2") ;;
+	*) break ;;
+	esac
 	shift 2
-fi
-[ $# -gt 0 ] || vm_die "usage: mkinitramfs.sh OUT.cpio.gz [--modules DIR] PROGRAM..."
+done
+[ $# -gt 0 ] || [ ${#bins[@]} -gt 0 ] ||
+	vm_die "usage: mkinitramfs.sh OUT.cpio.gz [--modules DIR] [--bin FILE]... PROGRAM..."
 [ -x /bin/busybox ] || vm_die "/bin/busybox missing: run scripts/setup-vm.sh (busybox-static)"
-/bin/busybox --list | grep -qx poweroff || vm_die "/bin/busybox is not busybox-static"
+grep -qx poweroff <<<"$(/bin/busybox --list)" || vm_die "/bin/busybox is not busybox-static"
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root"/{bin,proc,sys,dev,tmp,lib/modules,iovaq/tests}
+chmod 755 "$root" # mktemp's 0700 would keep a non-root user in the guest out of everything
+mkdir -p "$root"/{bin,proc,sys,dev,tmp,lib/modules,iovaq/tests,iovaq/bin}
 cp /bin/busybox "$root/bin/busybox"
 cp "$vm_dir/init" "$root/init"
 chmod 755 "$root/init"
