@@ -358,6 +358,7 @@ struct bench_run_cfg {
 	bool caching_mode;	/* sim only */
 	uint32_t background;	/* IOVA slots of other users per thread; 0: none */
 	unsigned int ring;	/* bench_ring_names index = enum iovaq_ring_layout */
+	const char *device;	/* iommufd, vfio-type1: the device (NULL: environment) */
 	const char *command;	/* "run" or "matrix": the JSON "command" and progress */
 	unsigned int cell;	/* progress: this run's number in a matrix, from 1 */
 	unsigned int ncells;	/* ... of this many; 0 outside a matrix */

@@ -1130,8 +1130,11 @@ static int open_backend(const struct bench_run_cfg *cfg, struct iovaq_backend **
 	IOVAQ_OPTS(iovaq_sim_opts, so, .seed = cfg->seed,
 		   .flags = (cfg->nested ? IOVAQ_SIM_NESTED : 0) |
 			    (cfg->caching_mode ? IOVAQ_SIM_CACHING_MODE : 0));
+	IOVAQ_OPTS(iovaq_iommufd_opts, io, .device = cfg->device);
+	IOVAQ_OPTS(iovaq_vfio_type1_opts, vo, .device = cfg->device);
+	const void *opts[] = { &so, &io, &vo, NULL }; /* bench_backend_names order */
 	IOVAQ_OPTS(iovaq_backend_opts, bo, .name = bench_backend_names[cfg->backend],
-		   .backend_opts = cfg->backend == 0 ? &so : NULL);
+		   .backend_opts = opts[cfg->backend]);
 	int err = iovaq_backend_open(&bo, be);
 
 	if (err) {
@@ -2094,6 +2097,7 @@ enum {
 	O_OPS,
 	O_NESTED,
 	O_CACHING_MODE,
+	O_DEVICE,
 	O_HELP,
 };
 
@@ -2117,6 +2121,10 @@ static const struct bench_opt run_opts[] = {
 	{ "seed", 0, "N", "sim and background PRNG seed (default 1)", BENCH_O_SEED },
 	{ "ring-layout", 0, "NAME", "invalidation queue: auto (default: per-CPU rings\n"
 				    "unless flushes trap), shared or percpu", BENCH_O_RING },
+	{ "device", 0, "DEV", "iommufd, vfio-type1: the device bound to vfio-pci, a PCI\n"
+			      "address (0000:00:03.0) or, for iommufd, its VFIO cdev\n"
+			      "(/dev/vfio/devices/vfio0); default: the environment\n"
+			      "variable IOVAQ_IOMMUFD_DEVICE or IOVAQ_VFIO_DEVICE", O_DEVICE },
 	{ "json", 0, NULL, "one JSON object", BENCH_O_JSON },
 	{ "csv", 0, NULL, "CSV with a header line", BENCH_O_CSV },
 	{ "help", 'h', NULL, "show this help and exit", O_HELP },
@@ -2128,7 +2136,8 @@ void bench_run_help(FILE *f)
 	fprintf(f,
 		"Usage: %s run --policy NAME --workload NAME [--backend NAME] [--threads N]\n"
 		"       %*s [--ops N] [--reps N] [--nested] [--caching-mode] [--seed N]\n"
-		"       %*s [--background N] [--ring-layout NAME] [--json | --csv]\n"
+		"       %*s [--background N] [--ring-layout NAME] [--device DEV]\n"
+		"       %*s [--json | --csv]\n"
 		"\n"
 		"One invalidation policy on one DMA workload through a libiovaq domain: wall time\n"
 		"per op, invalidation commands per unmapped page, the safety window, and on sim\n"
@@ -2155,7 +2164,8 @@ void bench_run_help(FILE *f)
 		"memory directly; other backends have no device model and skip them.\n"
 		"\n"
 		"Options:\n",
-		BENCH_PROG, (int)strlen(BENCH_PROG) + 4, "", (int)strlen(BENCH_PROG) + 4, "");
+		BENCH_PROG, (int)strlen(BENCH_PROG) + 4, "", (int)strlen(BENCH_PROG) + 4, "",
+		(int)strlen(BENCH_PROG) + 4, "");
 	bench_print_opts(f, run_opts);
 	fprintf(f,
 		"\n"
@@ -2206,6 +2216,9 @@ int bench_run_main(int argc, char **argv)
 		case O_CACHING_MODE:
 			cfg.caching_mode = true;
 			break;
+		case O_DEVICE:
+			cfg.device = a.value;
+			break;
 		case O_HELP:
 			bench_run_help(stdout);
 			return BENCH_EXIT_OK;
@@ -2221,6 +2234,10 @@ int bench_run_main(int argc, char **argv)
 	if (cfg.backend != 0 && (cfg.nested || cfg.caching_mode))
 		bench_usage_error("--%s applies to --backend sim only (got --backend %s)",
 				  cfg.nested ? "nested" : "caching-mode", bench_backend_names[cfg.backend]);
+	if (cfg.device && strcmp(bench_backend_names[cfg.backend], "iommufd") &&
+	    strcmp(bench_backend_names[cfg.backend], "vfio-type1"))
+		bench_usage_error("--device applies to --backend iommufd or vfio-type1 (got "
+				  "--backend %s)", bench_backend_names[cfg.backend]);
 	if (!have_ops)
 		cfg.ops = wl_defs[cfg.wl].ops;
 
