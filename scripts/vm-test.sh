@@ -3,8 +3,10 @@
 #
 # The VM tier (docs/vm-testbed.md): set the machine up, fetch Debian's 6.12 kernel, build the
 # minimal 6.12 kernel once (cached by config hash, ~14 min on 2 cores the first time), build
-# libiovaq with the vm label and run it: the contract suite's iommufd and vfio-type1
-# configurations on QEMU's edu device behind an emulated VT-d, on both kernels.
+# libiovaq with the vm label and run it on both kernels, on QEMU's edu device behind an emulated
+# VT-d: the contract suite's iommufd and vfio-type1 configurations, the domain tests
+# (tests/vm/vm_domain.c) and a short nic-rx run per policy with QEMU's invalidation descriptors
+# counted (tests/vm/guest-bench.sh). Longer benchmark runs: scripts/vm-bench.sh.
 #
 # Environment:
 #   IOVAQ_VM_BUILD_DIR   build directory (default build/ci-vm)
@@ -36,7 +38,7 @@ for k in $kernels; do
 done
 echo "vm-test.sh: kernels ready after $((SECONDS - t0)) s"
 cmake -S "$top" -B "$bdir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIOVAQ_WERROR=ON \
-	-DIOVAQ_SANITIZE= -DIOVAQ_DEBUG=OFF -DIOVAQ_VM_TESTS=ON -DIOVAQ_BUILD_BENCH=OFF
-cmake --build "$bdir" -j"$(nproc)" --target contract_contract
+	-DIOVAQ_SANITIZE= -DIOVAQ_DEBUG=OFF -DIOVAQ_VM_TESTS=ON -DIOVAQ_BUILD_BENCH=ON
+cmake --build "$bdir" -j"$(nproc)" --target vm_programs
 ctest --test-dir "$bdir" -L vm -R "$regex" --output-on-failure
 echo "vm-test.sh: done in $((SECONDS - t0)) s"

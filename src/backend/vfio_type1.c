@@ -90,7 +90,7 @@ static int open_fail(const char *path, const char *what)
 static int open_device(struct vt1 *v, const char *device)
 {
 	struct vfio_group_status st = { .argsz = sizeof(st) };
-	char bdf[13], drv[64], why[256], path[64];
+	char bdf[13], drv[64], why[256] = "", path[64];
 	int group, err, type = VFIO_TYPE1v2_IOMMU;
 
 	if (!device || !*device)
@@ -100,15 +100,14 @@ static int open_device(struct vt1 *v, const char *device)
 		return fail(-EINVAL, "vfio-type1: \"%s\" is not a PCI address (DDDD:BB:DD.F)",
 			    device);
 	err = vfio_pci_driver(bdf, drv, sizeof(drv), why, sizeof(why));
-	if (!err && strcmp(drv, "vfio-pci"))
-		err = fail(-ENODEV, "PCI device %s is bound to %s, not vfio-pci", bdf,
-			   drv[0] ? drv : "no driver");
-	else if (err)
-		fail(err, "%s", why);
-	if (!err)
-		err = vfio_pci_group(bdf, &group, why, sizeof(why));
 	if (err)
-		return why[0] && err != -ENODEV ? fail(err, "%s", why) : err;
+		return fail(err, "%s", why);
+	if (strcmp(drv, "vfio-pci"))
+		return fail(-ENODEV, "PCI device %s is bound to %s, not vfio-pci", bdf,
+			    drv[0] ? drv : "no driver");
+	err = vfio_pci_group(bdf, &group, why, sizeof(why));
+	if (err)
+		return fail(err, "%s", why);
 
 	v->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
 	if (v->container < 0)

@@ -4,10 +4,15 @@
 # Build the VM tier's initramfs: busybox-static, tests/vm/init, test programs and the shared
 # libraries they need (the loader included, found with ldd), and optionally kernel modules.
 #
-#   tests/vm/mkinitramfs.sh OUT.cpio.gz [--modules DIR] PROGRAM...
+#   tests/vm/mkinitramfs.sh OUT.cpio.gz [--modules DIR] [--bin FILE]... [PROGRAM...]
 #
+# PROGRAMs go to /iovaq/tests/ (init runs each as a Criterion test program); at least one
+# PROGRAM or --bin.
 # --modules DIR: a kernel tree unpacked by fetch-kernel.sh; the VFIO modules that init loads
-# are taken from it (decompressed: busybox insmod does not read .ko.xz).
+# are taken from it (decompressed: busybox insmod does not read .ko.xz), and pci-stub if the
+# tree has it (the bad-input test binds the device to it).
+# --bin FILE: a tool for the guest, into /iovaq/bin/ (iovaq-bench, vm-mark); with any --bin,
+# tests/vm/guest-bench.sh goes in as /iovaq/bench.sh, which init runs after the tests.
 
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -43,14 +48,25 @@ copy_lib() {
 	mkdir -p "$root$(dirname "$f")"
 	cp -L "$f" "$root$f"
 }
-for p in "$@"; do
+copy_prog() {
+	local p=$1 dir=$2 lib
 	[ -x "$p" ] || vm_die "no program $p"
-	cp "$p" "$root/iovaq/tests/"
+	cp "$p" "$root/iovaq/$dir/"
 	# "libfoo.so => /path (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
 	for lib in $(ldd "$p" 2>/dev/null | grep -oE '/[^ ]+' || true); do
 		copy_lib "$lib"
 	done
+}
+for p in "$@"; do
+	copy_prog "$p" tests
 done
+for p in "${bins[@]}"; do
+	copy_prog "$p" bin
+done
+if [ ${#bins[@]} -gt 0 ]; then
+	cp "$vm_dir/guest-bench.sh" "$root/iovaq/bench.sh"
+	chmod 755 "$root/iovaq/bench.sh"
+fi
 
 if [ -n "$mods" ]; then
 	kdir=$(ls -d "$mods"/lib/modules/*/kernel | head -n1)
@@ -60,6 +76,9 @@ if [ -n "$mods" ]; then
 		[ -f "$f" ] || vm_die "module $m missing in $kdir"
 		xz -dc "$f" >"$root/lib/modules/$(basename "$m").ko"
 	done
+	if [ -f "$kdir/drivers/pci/pci-stub.ko.xz" ]; then
+		xz -dc "$kdir/drivers/pci/pci-stub.ko.xz" >"$root/lib/modules/pci-stub.ko"
+	fi
 fi
 
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp"

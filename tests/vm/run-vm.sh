@@ -16,9 +16,16 @@
 # printed failures, printed no result, or did not power off within IOVAQ_VM_TIMEOUT seconds
 # (default 900; the guest is killed then).
 #
+# When the guest ran tests/vm/guest-bench.sh, its runs are joined with the trace
+# (tests/vm/bench-summary.py): a table of descriptors per unmapped page per policy, also in
+# LOGDIR/TAG.bench.md and, one JSON object per configuration, LOGDIR/TAG.bench.jsonl.
+#
 # Environment: IOVAQ_VM_TIMEOUT, IOVAQ_VM_ACCEL (default tcg: /dev/kvm on the project's machines
 # cannot boot these kernels), IOVAQ_VM_CM (caching-mode, default on), IOVAQ_VM_TRACE (0: no
-# trace file).
+# trace file), IOVAQ_VM_APPEND (more kernel command line, e.g. "iovaq.tests=off
+# iovaq.bench_ops=20000": tests/vm/init, tests/vm/guest-bench.sh), IOVAQ_VM_QEMU_ARGS (more
+# QEMU arguments, split at spaces, e.g. "-device vfio-pci,host=0000:3b:00.2" to pass a host
+# device through: docs/hardware.md).
 
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -49,9 +56,9 @@ timeout --kill-after=10 "$limit" "$qemu" \
 	-device edu,dma_mask=0xffffffffffffffff \
 	-nodefaults -vga none -display none -no-reboot -net none \
 	-serial "file:$console" -monitor none \
-	"${trace_args[@]}" \
+	"${trace_args[@]}" ${IOVAQ_VM_QEMU_ARGS:-} \
 	-kernel "$kernel" -initrd "$initrd" \
-	-append "console=ttyS0 no_timer_check intel_iommu=on iommu.strict=1 panic=-1 quiet loglevel=4 iovaq.timeout=$((limit - 60))"
+	-append "console=ttyS0 no_timer_check intel_iommu=on iommu.strict=1 panic=-1 quiet loglevel=4 iovaq.timeout=$((limit - 60)) ${IOVAQ_VM_APPEND:-}"
 rc=$?
 set -e
 secs=$((SECONDS - t0))
@@ -68,7 +75,17 @@ if [ -f "$trace" ]; then
 		awk '{ printf "%s%s=%s", sep, $2, $1; sep = ", " }')
 	echo "$tag: QEMU VT-d invalidation descriptors: ${summary:-none}"
 fi
-grep -a 'iovaq-vm: \(FAIL\|init at\|edu\)' "$console" || true
+grep -a 'iovaq-vm: \(FAIL\|init at\|edu\)\|iovaq-bench: FAIL' "$console" || true
+if [ -f "$trace" ] && grep -aq '^iovaq-bench: seg=' "$console"; then
+	if command -v python3 >/dev/null; then
+		python3 "$vm_dir/bench-summary.py" "$console" "$trace" --json "$logdir/$tag.bench.jsonl" \
+			--title "$tag: nic-rx per policy, caching-mode=${IOVAQ_VM_CM:-on} (QEMU's descriptors per unmapped page, from the trace)" \
+			>"$logdir/$tag.bench.md" || vm_log "$tag: bench-summary.py found problems"
+		cat "$logdir/$tag.bench.md"
+	else
+		vm_log "$tag: no python3: the bench runs are not joined with the trace"
+	fi
+fi
 if [ -z "$result" ]; then
 	vm_log "$tag: no result line from the guest (QEMU exit $rc, $secs s); console tail:"
 	tail -n 30 "$console" >&2 || true
