@@ -15,6 +15,7 @@
 #                                      (scripts/fuzz.sh)
 #   python3                            scripts/test.sh (valgrind runner)
 #   gcovr                              coverage report (scripts/coverage.sh)
+#   systemtap-sdt-dev                  <sys/sdt.h>: the USDT trace points (docs/tracing.md)
 #   python3-pytest python3-matplotlib  Python bindings' tests and example plot (bindings/)
 
 set -euo pipefail
@@ -22,7 +23,7 @@ set -euo pipefail
 packages=(
 	build-essential cmake pkg-config
 	liburcu-dev libjemalloc-dev libcriterion-dev
-	valgrind gnuplot-nox clang libclang-rt-14-dev python3 gcovr
+	valgrind gnuplot-nox clang libclang-rt-14-dev python3 gcovr systemtap-sdt-dev
 	python3-pytest python3-matplotlib
 )
 

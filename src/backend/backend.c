@@ -125,6 +125,14 @@ static int range_ok(const struct iovaq_backend *be, iovaq_iova_t iova, uint64_t 
 	return 0;
 }
 
+/* The backend's result, with a trace point when it is an error (op: 0 map, 1 unmap, 2 flush). */
+static inline int traced(int op, int ret)
+{
+	if (iovaq_unlikely(ret < 0))
+		IOVAQ_TRACE2(backend_error, op, ret);
+	return ret;
+}
+
 int iovaq_backend_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size_t len,
 		      unsigned int prot)
 {
@@ -132,14 +140,14 @@ int iovaq_backend_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, s
 	    ((uintptr_t)host & (be->caps.granule - 1)) ||
 	    !prot || (prot & ~(unsigned int)(IOVAQ_PROT_READ | IOVAQ_PROT_WRITE)))
 		return -EINVAL;
-	return be->ops->map(be, iova, host, len, prot);
+	return traced(0, be->ops->map(be, iova, host, len, prot));
 }
 
 int iovaq_backend_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 {
 	if (!be || !range_ok(be, iova, len))
 		return -EINVAL;
-	return be->ops->unmap(be, iova, len);
+	return traced(1, be->ops->unmap(be, iova, len));
 }
 
 /* Validate one command against the backend's caps. */
@@ -181,7 +189,7 @@ int iovaq_backend_flush(struct iovaq_backend *be, const struct iovaq_inval *cmds
 			return -EINVAL;
 	if (!n)
 		return 0;
-	return be->ops->flush(be, cmds, n);
+	return traced(2, be->ops->flush(be, cmds, n));
 }
 
 int iovaq_backend_device_fd(const struct iovaq_backend *be)

@@ -521,6 +521,7 @@ static int space_alloc_retry(struct iovaq_cache *c, uint64_t n, uint64_t lim, io
 {
 	int err;
 
+	IOVAQ_TRACE2(cache_miss, n, lim);	/* to the tree */
 	iovaq__space_lock(c->sp);
 	err = iovaq__space_alloc_locked(c->sp, n, lim, out);
 	iovaq__space_unlock(c->sp);

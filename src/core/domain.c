@@ -233,6 +233,7 @@ static void account_safe(struct iovaq_domain *d, uint64_t pages, uint64_t t_rele
 {
 	uint64_t w = t_safe > t_release ? t_safe - t_release : 0;
 
+	IOVAQ_TRACE2(safe, pages, w);
 	d->win.releases++;
 	d->win.released_pages += pages;
 	d->hist[hist_bucket(w)]++;
@@ -240,8 +241,10 @@ static void account_safe(struct iovaq_domain *d, uint64_t pages, uint64_t t_rele
 		d->win.window_max_ns = w;
 	d->win.exposure_page_ns += pages * w;
 	iovaq_atomic_add(&d->at.reach, -pages);
-	if (w > d->max_window)
+	if (w > d->max_window) {
 		d->win.violations++;
+		IOVAQ_TRACE3(violation, 0, w, d->max_window);	/* 0: the window bound */
+	}
 }
 
 /* The reachable count is now @now after adding @pages: record its maximum and violations. */
@@ -257,8 +260,10 @@ static void reach_note(struct iovaq_domain *d, uint64_t now, uint64_t pages)
 	 * Exceeding the bound is a violation unless this one release is larger than the bound
 	 * by itself: then nothing could have prevented it, and the queue flushes it at once.
 	 */
-	if (now > d->max_reach && now > pages)
+	if (now > d->max_reach && now > pages) {
 		iovaq_atomic_add(&d->at.violations, 1);
+		IOVAQ_TRACE3(violation, 1, now, d->max_reach);	/* 1: the reachable bound */
+	}
 }
 
 /* Pages become reachable at release (any lock or none). */
@@ -517,6 +522,7 @@ static int done_reserve(struct iovaq_domain *d)
 /* Hand a cookie to the poll queue, into its reserved slot (lock held). */
 static void done_push(struct iovaq_domain *d, uint64_t cookie)
 {
+	IOVAQ_TRACE1(complete, cookie);
 	d->done_resv--;
 	d->done[(d->done_head + d->done_n++) % d->done_cap] = cookie;
 	d->st.completions++;
@@ -638,6 +644,7 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 	rings_unlock(d);
 	if (!n)
 		goto out;
+	IOVAQ_TRACE2(flush_start, n, (unsigned int)why);
 	/*
 	 * Only this flush advances a @head, and appends go behind the snapshot, so its entries
 	 * can be read without a lock until it releases them.
@@ -655,6 +662,7 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 		r[k++] = (struct prange){ e->iova >> d->shift, (e->iova >> d->shift) + e->pages,
 					  e->freed_tables };
 	err = invalidate(d, r, n, &ncmds);
+	IOVAQ_TRACE3(flush_done, n, ncmds, err);
 	if (err)
 		goto fail;
 	t_safe = iovaq_now_ns();
@@ -706,8 +714,10 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 	}
 	iovaq_unlock(&d->flush_lock);
 	/* Callbacks run with no lock held: they may call back into the domain. */
-	for (i = 0; i < nc; i++)
+	for (i = 0; i < nc; i++) {
+		IOVAQ_TRACE1(complete, cookies[i]);
 		d->complete(d->complete_arg, cookies[i]);
+	}
 	goto done;
 fail:
 	iovaq_lock(&d->lock);
@@ -1146,6 +1156,7 @@ int iovaq_domain_map(struct iovaq_domain *d, void *buf, size_t len, unsigned int
 			}
 		}
 	}
+	IOVAQ_TRACE3(map, err ? 0 : v, pages, err);
 	if (err) {
 		iovaq_lock(&d->lock);
 		d->st.map_errors++;
@@ -1180,6 +1191,7 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 		iovaq_unlock(&d->lock);
 		return -ENOMEM;	/* nothing changed */
 	}
+	IOVAQ_TRACE3(unmap, iova, pages, cookie);
 	val = e->val;
 	buf = e->ptr;
 	iovaq__imap_del(&d->maps, e);

@@ -19,6 +19,7 @@
  *    its per-CPU magazines alone (port_kernel.h says why);
  *  - IOVAQ_DEFINE_LOCK(name): a statically initialised lock;
  *  - iovaq_thread_t/iovaq_cond_t: the domain's flusher thread (a kthread in the kernel).
+ * This header adds IOVAQ_TRACEn(), the static trace points (below).
  */
 #ifndef IOVAQ_PORT_H
 #define IOVAQ_PORT_H
@@ -27,6 +28,24 @@
 #include "port_kernel.h"
 #else
 #include "port_user.h"
+#endif
+
+/*
+ * Static trace points: USDT probes of provider "iovaq" (docs/tracing.md), IOVAQ_TRACEn(name,
+ * n integer arguments). Each is a nop in the code and a note in the ELF file until a tracer
+ * (bpftrace, perf, SystemTap) attaches. Built where <sys/sdt.h> exists (CMake option
+ * IOVAQ_USDT defines IOVAQ_WITH_USDT); elsewhere, and in the kernel, they compile to
+ * nothing: the arguments are only cast to void (none of them has side effects).
+ */
+#if defined(IOVAQ_WITH_USDT) && !defined(__KERNEL__)
+#include <sys/sdt.h>
+#define IOVAQ_TRACE1(n, a) DTRACE_PROBE1(iovaq, n, a)
+#define IOVAQ_TRACE2(n, a, b) DTRACE_PROBE2(iovaq, n, a, b)
+#define IOVAQ_TRACE3(n, a, b, c) DTRACE_PROBE3(iovaq, n, a, b, c)
+#else
+#define IOVAQ_TRACE1(n, a) ((void)(a))
+#define IOVAQ_TRACE2(n, a, b) ((void)(a), (void)(b))
+#define IOVAQ_TRACE3(n, a, b, c) ((void)(a), (void)(b), (void)(c))
 #endif
 
 #define iovaq_likely(x) __builtin_expect(!!(x), 1)
