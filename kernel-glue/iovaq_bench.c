@@ -4,12 +4,22 @@
  * the oldest) run inside the kernel on the bound device, so that no system call is counted.
  * DOMAIN mode goes through libiovaq's domain and the kernel backend; RAW_STRICT is the
  * baseline the kernel offers without the library: iommu_map() + iommu_unmap() per page.
+ *
+ * ARENA mode (F&S, SOSP'24): the ring is cut into groups of @arena_pages consecutive slots,
+ * each with an arena of its own (one contiguous, size-aligned IOVA chunk). The group's pages
+ * are vmapped once, before the clock starts, so that one iovaq_arena_link() covers the group:
+ * the backend maps it with one iommu_map_sg() (one map-side sync, where per-page iommu_map()
+ * syncs each page under caching mode), and one unlink + iovaq_arena_sync() releases it with
+ * one unmap and one command. A link that finds its arena not yet safe since the last unlink
+ * (-EBUSY) waits for it with iovaq_domain_sync(), as a driver would.
  */
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/mm.h>
 #include <linux/iommu.h>
 #include <linux/ktime.h>
+#include <linux/vmalloc.h>
+#include <linux/log2.h>
 
 #include <uapi/iovaq/kshim.h>
 #include "iovaq_kshim.h"
@@ -64,35 +74,129 @@ static int bench_raw(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void
 	return err;
 }
 
+/* ARENA mode: one arena and one vmap per group of @a consecutive ring slots. */
+struct arenas {
+	u32 n, a;
+	struct iovaq_arena **ar;
+	void **vm;
+};
+
+static void arenas_free(struct arenas *g)
+{
+	u32 i;
+
+	for (i = 0; i < g->n; i++) {
+		if (g->ar && g->ar[i])
+			iovaq_arena_release(g->ar[i]);
+		if (g->vm && g->vm[i])
+			vunmap(g->vm[i]);
+	}
+	kvfree(g->ar);
+	kvfree(g->vm);
+}
+
+static int arenas_init(struct iovaq_domain *d, struct arenas *g, void **bufs, u32 ring, u32 a)
+{
+	struct page **pages;
+	u32 i, j;
+	int err = 0;
+
+	g->n = ring / a;
+	g->a = a;
+	g->ar = kvcalloc(g->n, sizeof(*g->ar), GFP_KERNEL);
+	g->vm = kvcalloc(g->n, sizeof(*g->vm), GFP_KERNEL);
+	pages = kvcalloc(a, sizeof(*pages), GFP_KERNEL);
+	if (!g->ar || !g->vm || !pages) {
+		kvfree(pages);
+		return -ENOMEM;
+	}
+	for (i = 0; i < g->n && !err; i++) {
+		for (j = 0; j < a; j++)
+			pages[j] = virt_to_page(bufs[i * a + j]);
+		g->vm[i] = vmap(pages, a, VM_MAP, PAGE_KERNEL);
+		if (!g->vm[i])
+			err = -ENOMEM;
+		else
+			err = iovaq_arena_reserve(d, a, IOVAQ_LIMIT_NONE, &g->ar[i]);
+	}
+	kvfree(pages);
+	return err;
+}
+
+/* Link group @k of the ring, waiting for its arena's last unlink to be safe if need be. */
+static int arena_link(struct iovaq_domain *d, struct arenas *g, u32 k)
+{
+	int err = iovaq_arena_link(g->ar[k], 0, g->vm[k], (size_t)g->a << PAGE_SHIFT,
+				   IOVAQ_PROT_READ | IOVAQ_PROT_WRITE, NULL);
+
+	if (err == -EBUSY) {
+		err = iovaq_domain_sync(d);
+		if (!err)
+			err = iovaq_arena_link(g->ar[k], 0, g->vm[k], (size_t)g->a << PAGE_SHIFT,
+					       IOVAQ_PROT_READ | IOVAQ_PROT_WRITE, NULL);
+	}
+	return err;
+}
+
+static void noop_complete(void *arg, uint64_t cookie)
+{
+}
+
 static int bench_domain(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void **bufs)
 {
 	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = b->policy);
 	IOVAQ_OPTS(iovaq_domain_stats, st);
 	IOVAQ_OPTS(iovaq_window_report, w);
+	bool arena = b->mode == IOVAQ_KSHIM_BENCH_ARENA;
 	struct iovaq_kbe_counters c0, c1;
+	struct arenas g = { 0 };
 	struct iovaq_domain *d;
 	iovaq_iova_t *iovas;
 	u64 t0;
-	u32 i;
+	u32 i, n;
 	int err, e2;
 
+	/* Safe-deferred arena syncs hand their cookie back: they need a completion slot. */
+	if (arena)
+		o.complete = noop_complete;
 	iovas = kvcalloc(b->ring, sizeof(*iovas), GFP_KERNEL);
 	if (!iovas)
 		return -ENOMEM;
 	err = iovaq_domain_create(&o, &d);
 	if (err)
 		goto out;
+	if (arena) {
+		err = arenas_init(d, &g, bufs, b->ring, b->arena_pages);
+		if (err)
+			goto destroy;
+	}
 	iovaq_kbackend_counters(be, &c0);
 	t0 = ktime_get_ns();
-	for (i = 0; i < b->count + b->ring && !err; i++) {
-		u32 s = i % b->ring;
+	if (arena) {
+		/* Whole groups: map the newest group, release the oldest. */
+		n = b->count / g.a;
+		for (i = 0; i < n + g.n && !err; i++) {
+			u32 k = i % g.n;
 
-		if (i >= b->ring)
-			err = iovaq_domain_unmap(d, iovas[s], PAGE_SIZE, i);
-		if (!err && i < b->count)
-			err = iovaq_domain_map(d, bufs[s], PAGE_SIZE,
-					       IOVAQ_PROT_READ | IOVAQ_PROT_WRITE,
-					       IOVAQ_LIMIT_NONE, &iovas[s]);
+			if (i >= g.n) {
+				err = iovaq_arena_unlink(g.ar[k], 0, (size_t)g.a << PAGE_SHIFT);
+				if (!err)
+					err = iovaq_arena_sync(g.ar[k], i);
+			}
+			if (!err && i < n)
+				err = arena_link(d, &g, k);
+		}
+	} else {
+		for (i = 0; i < b->count + b->ring && !err; i++) {
+			u32 s = i % b->ring;
+
+			if (i >= b->ring)
+				err = iovaq_domain_unmap(d, iovas[s], PAGE_SIZE, i);
+			if (!err && i < b->count)
+				err = iovaq_domain_map(d, bufs[s], PAGE_SIZE,
+						       IOVAQ_PROT_READ | IOVAQ_PROT_WRITE,
+						       IOVAQ_LIMIT_NONE, &iovas[s]);
+		}
 	}
 	e2 = iovaq_domain_sync(d);
 	err = err ?: e2;
@@ -112,6 +216,8 @@ static int bench_domain(struct iovaq_backend *be, struct iovaq_kshim_bench *b, v
 		b->unsafe_reuse = w.unsafe_reuse;
 		b->violations = w.violations;
 	}
+destroy:
+	arenas_free(&g);
 	iovaq_domain_destroy(d);
 out:
 	kvfree(iovas);
@@ -128,8 +234,11 @@ int iovaq_kbench_run(struct iovaq_backend *be, struct iovaq_kshim_bench *b)
 	if (b->reserved || !b->count || b->count > 1000000 || !b->ring || b->ring > 4096 ||
 	    b->mode > IOVAQ_KSHIM_BENCH_RAW_STRICT || b->policy >= IOVAQ_POLICY_NR)
 		return -EINVAL;
-	if (b->mode == IOVAQ_KSHIM_BENCH_ARENA)
-		return -EOPNOTSUPP;	/* not yet: docs/kernel-glue.md */
+	if (b->mode == IOVAQ_KSHIM_BENCH_ARENA &&
+	    (!b->arena_pages || b->arena_pages > 4096 || !is_power_of_2(b->arena_pages) ||
+	     b->ring % b->arena_pages || b->count % b->arena_pages ||
+	     b->policy == IOVAQ_POLICY_PASSTHROUGH))
+		return -EINVAL;
 	iovaq_kbackend_counters(be, &c);
 	if (c.live_maps)
 		return -EBUSY;	/* the bench's IOVAs would collide with the file's mappings */

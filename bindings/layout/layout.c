@@ -135,6 +135,12 @@ int main(void)
 	F(iovaq_vfio_type1_opts, container);
 	F(iovaq_vfio_type1_opts, flags);
 
+	S(iovaq_kshim_opts);
+	F(iovaq_kshim_opts, sz);
+	F(iovaq_kshim_opts, device);
+	F(iovaq_kshim_opts, fd);
+	F(iovaq_kshim_opts, flags);
+
 	S(iovaq_sim_cost);
 	F(iovaq_sim_cost, mem_ref_ns);
 	F(iovaq_sim_cost, iotlb_hit_ns);
@@ -306,6 +312,7 @@ int main(void)
 	C(IOVAQ_FAULT_BAD_LEAF_INVAL);
 	C(IOVAQ_UNMAP_FREED_TABLES);
 	C(IOVAQ_VFIO_TYPE1_ADOPT);
+	C(IOVAQ_KSHIM_OPTS_ADOPT);
 	/* sim.h */
 	C(IOVAQ_SIM_NESTED);
 	C(IOVAQ_SIM_CACHING_MODE);

@@ -10,7 +10,9 @@
  *                when linux/iommufd.h (kernel >= 6.2 uapi) is there, else open fails with
  *                -EOPNOTSUPP;
  *   "vfio-type1" Linux VFIO group and type1 container (struct iovaq_vfio_type1_opts);
- *   "kshim"      the kernel-glue module (later).
+ *   "kshim"      the kernel-glue module iovaq.ko through /dev/iovaq (struct iovaq_kshim_opts;
+ *                docs/kernel-glue.md): the one backend whose unmap does not invalidate, so
+ *                that the domain's planner batches real IOTLB invalidations.
  *
  * Contract of every backend (the contract suite in tests/contract/ checks it):
  *  - map() never replaces a mapping: overlapping an existing one fails with -EEXIST;
@@ -370,6 +372,41 @@ struct iovaq_vfio_type1_opts {
 	uint32_t flags;
 };
 
+/* Flags of struct iovaq_kshim_opts. */
+enum {
+	/* Adopt @fd (an open /dev/iovaq, bound by the caller) instead of opening one. */
+	IOVAQ_KSHIM_OPTS_ADOPT = 1u << 0,
+};
+
+/**
+ * struct iovaq_kshim_opts - options of the "kshim" backend; use IOVAQ_OPTS().
+ * @sz: sizeof(struct iovaq_kshim_opts).
+ * @device: PCI address ("0000:00:03.0", or "00:03.0" in segment 0) of a device with no driver
+ *	bound, behind an IOMMU. The backend opens /dev/iovaq (mode 0600, and CAP_SYS_RAWIO),
+ *	binds the device (the module claims its DMA ownership, gives it a private IOMMU paging
+ *	domain and attaches it); close unmaps everything, invalidates, unpins and releases the
+ *	device. NULL means the IOVAQ_KSHIM_DEVICE environment variable. Ignored with
+ *	IOVAQ_KSHIM_OPTS_ADOPT.
+ * @fd: with IOVAQ_KSHIM_OPTS_ADOPT: an open /dev/iovaq file descriptor the caller owns and has
+ *	bound (IOVAQ_KSHIM_BIND, include/uapi/iovaq/kshim.h); close unmaps and flushes what the
+ *	backend mapped and closes nothing.
+ * @flags: IOVAQ_KSHIM_OPTS_* flags.
+ *
+ * Map pins the buffer in the kernel (pin_user_pages, FOLL_LONGTERM) and maps it with one
+ * iommu_map_sg(); unmap is iommu_unmap_fast() without a sync, so the caps do not say
+ * IOVAQ_CAP_UNMAP_INVALIDATES: the device may reach an unmapped range, and its pages stay
+ * pinned, until a flush() whose commands cover it has returned (one iommu_iotlb_sync() per
+ * page-selective or range command, iommu_flush_iotlb_all() for a domain command). Every call
+ * is one ioctl. The caps say IOVAQ_CAP_CACHING_MODE when the module reports a virtual IOMMU
+ * (module parameter caching_mode; by default, when running under a hypervisor).
+ */
+struct iovaq_kshim_opts {
+	size_t sz;
+	const char *device;
+	int fd;
+	uint32_t flags;
+};
+
 /**
  * iovaq_backend_device_fd() - the VFIO device file descriptor a backend opened.
  * @be: the backend.
@@ -379,7 +416,7 @@ struct iovaq_vfio_type1_opts {
  *
  * Context: any thread.
  * Return: the descriptor (>= 0); -EINVAL for NULL; -ENODEV if the backend has no device
- * (sim, or a backend that adopted the caller's iommufd or container).
+ * (sim, kshim, or a backend that adopted the caller's iommufd or container).
  */
 IOVAQ_API int iovaq_backend_device_fd(const struct iovaq_backend *be);
 
@@ -388,7 +425,9 @@ IOVAQ_API int iovaq_backend_device_fd(const struct iovaq_backend *be);
  * @be: the backend.
  *
  * The iommufd and vfio-type1 backends pin every mapped byte until it is unmapped; this is the
- * sum of the lengths of their live mappings.
+ * sum of the lengths of their live mappings. kshim keeps an unmapped buffer pinned until a
+ * flush covering it: this is the module's count of pinned pages of the file (with an adopted
+ * file, the caller's own mappings included).
  *
  * Context: thread-safe.
  * Return: bytes pinned; 0 for backends that pin nothing (sim).

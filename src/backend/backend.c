@@ -15,13 +15,12 @@ struct backend_entry {
 };
 
 static const struct iovaq_backend_ops *const sim_ops = &iovaq_sim_ops;
-static const struct iovaq_backend_ops *const no_ops = NULL;
 
 static const struct backend_entry backends[] = {
 	{ "sim", &sim_ops, NULL },
 	{ "iommufd", &iovaq_iommufd_ops, iovaq_iommufd_missing },
 	{ "vfio-type1", &iovaq_vfio_type1_ops, iovaq_vfio_type1_missing },
-	{ "kshim", &no_ops, "the kshim backend is not implemented in this release" },
+	{ "kshim", &iovaq_kshim_ops, iovaq_kshim_missing },
 };
 
 static __thread char why_buf[256];

@@ -63,5 +63,8 @@ extern const struct iovaq_backend_ops *const iovaq_iommufd_ops;
 extern const char iovaq_iommufd_missing[];
 extern const struct iovaq_backend_ops *const iovaq_vfio_type1_ops;
 extern const char iovaq_vfio_type1_missing[];
+/* NULL without the kshim uapi header (src/backend/kshim.c). */
+extern const struct iovaq_backend_ops *const iovaq_kshim_ops;
+extern const char iovaq_kshim_missing[];
 
 #endif /* IOVAQ_BACKEND_PRIV_H */

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
  * The contract suite's real device: QEMU's "edu" PCI device (vendor 0x1234, device 0x11e8)
- * behind an emulated VT-d, bound to vfio-pci. Included by test_contract.c after struct ct.
+ * behind an emulated VT-d, bound to vfio-pci (iommufd, vfio-type1), or to no driver and bound to
+ * /dev/iovaq (kshim: the kernel-glue module, tests/vm/kglue/). Included by test_contract.c
+ * after struct ct.
  *
  * The test owns the device: prepare() sets up what a VMM would (an iommufd with an IOAS and the
  * device attached, or a type1 container with the device's group), and the backend adopts it
- * (struct iovaq_iommufd_opts.ioas_id, IOVAQ_VFIO_TYPE1_ADOPT). The test then also maps one
- * scratch page of its own, outside every range the tests use, that the backend never sees.
+ * (struct iovaq_iommufd_opts.ioas_id, IOVAQ_VFIO_TYPE1_ADOPT); for kshim it opens /dev/iovaq,
+ * binds edu and the backend adopts the file (IOVAQ_KSHIM_OPTS_ADOPT). The test then also maps
+ * one scratch page of its own, outside every range the tests use, that the backend never sees.
+ * Through VFIO the test programs edu with the device fd's regions; without a driver (kshim) it
+ * maps BAR0 from sysfs (resource0) and sets bus mastering in sysfs config space.
  *
  * edu (QEMU docs/specs/edu.rst) has a 4 KiB buffer at device address 0x40000 and one DMA engine:
  * source, destination and count registers, a command register whose bit 1 selects the
@@ -40,6 +45,11 @@
 #define CT_HAVE_IOMMUFD 1
 #endif
 #endif
+#if __has_include(<uapi/iovaq/kshim.h>) && __has_include(<linux/types.h>)
+#include <sys/mman.h>
+#include <uapi/iovaq/kshim.h>
+#define CT_HAVE_KSHIM 1
+#endif
 #endif
 
 #define EDU_REG_ID 0x00
@@ -51,10 +61,15 @@
 #define EDU_DMA_TO_RAM 0x2
 #define EDU_BUF 0x40000ull
 #define EDU_BUF_SIZE 4096u
+#define EDU_BAR0_SIZE (1u << 20)
+
+enum { CT_EDU_IOMMUFD = 0, CT_EDU_TYPE1 = 1, CT_EDU_KSHIM = 2 };
 
 struct ct_edu {
-	int kind;		/* 0: iommufd, 1: vfio-type1 */
+	int kind;		/* CT_EDU_* */
 	int dev_fd, iommufd, container, group_fd;
+	int kshim_fd;		/* /dev/iovaq, bound to edu (kshim) */
+	volatile uint8_t *bar;	/* BAR0 mapped from sysfs (kshim), else NULL: dev_fd regions */
 	uint32_t ioas_id;
 	uint64_t bar0, cfg;	/* region offsets in dev_fd */
 	uint8_t *scratch;	/* one granule, mapped by the test at scratch_iova */
@@ -65,7 +80,33 @@ struct ct_edu {
 	struct iovaq_iommufd_opts ifd;
 #endif
 	struct iovaq_vfio_type1_opts vt1;
+	struct iovaq_kshim_opts ksh;
 };
+
+/* edu register access: BAR0 through the VFIO device fd, or mapped from sysfs. */
+static int ct_edu_wr(struct ct_edu *e, uint64_t reg, const void *v, size_t n)
+{
+	if (e->bar) {
+		if (n == 8)
+			*(volatile uint64_t *)(e->bar + reg) = *(const uint64_t *)v;
+		else
+			*(volatile uint32_t *)(e->bar + reg) = *(const uint32_t *)v;
+		return (int)n;
+	}
+	return (int)pwrite(e->dev_fd, v, n, (off_t)(e->bar0 + reg));
+}
+
+static int ct_edu_rd(struct ct_edu *e, uint64_t reg, void *v, size_t n)
+{
+	if (e->bar) {
+		if (n == 8)
+			*(uint64_t *)v = *(volatile uint64_t *)(e->bar + reg);
+		else
+			*(uint32_t *)v = *(volatile uint32_t *)(e->bar + reg);
+		return (int)n;
+	}
+	return (int)pread(e->dev_fd, v, n, (off_t)(e->bar0 + reg));
+}
 
 /* Find the edu device: IOVAQ_TEST_EDU, or the first PCI device 1234:11e8. */
 static int ct_edu_find(char *bdf, size_t len, char *why, size_t why_len)
@@ -186,13 +227,13 @@ static int ct_edu_xfer(struct ct_edu *e, uint64_t src, uint64_t dst, uint32_t cn
 	uint32_t cmd = EDU_DMA_START | (to_ram ? EDU_DMA_TO_RAM : 0);
 	uint64_t cnt64 = cnt;
 
-	cr_assert_eq(pwrite(e->dev_fd, &src, 8, (off_t)(e->bar0 + EDU_REG_DMA_SRC)), 8);
-	cr_assert_eq(pwrite(e->dev_fd, &dst, 8, (off_t)(e->bar0 + EDU_REG_DMA_DST)), 8);
-	cr_assert_eq(pwrite(e->dev_fd, &cnt64, 8, (off_t)(e->bar0 + EDU_REG_DMA_CNT)), 8);
-	cr_assert_eq(pwrite(e->dev_fd, &cmd, 4, (off_t)(e->bar0 + EDU_REG_DMA_CMD)), 4);
+	cr_assert_eq(ct_edu_wr(e, EDU_REG_DMA_SRC, &src, 8), 8);
+	cr_assert_eq(ct_edu_wr(e, EDU_REG_DMA_DST, &dst, 8), 8);
+	cr_assert_eq(ct_edu_wr(e, EDU_REG_DMA_CNT, &cnt64, 8), 8);
+	cr_assert_eq(ct_edu_wr(e, EDU_REG_DMA_CMD, &cmd, 4), 4);
 	for (int i = 0; i < 5000; i++) {
 		ct_edu_sleep_ms(i < 90 ? 2 : 1);
-		cr_assert_eq(pread(e->dev_fd, &cmd, 4, (off_t)(e->bar0 + EDU_REG_DMA_CMD)), 4);
+		cr_assert_eq(ct_edu_rd(e, EDU_REG_DMA_CMD, &cmd, 4), 4);
 		if (!(cmd & EDU_DMA_START))
 			return 0;
 	}
@@ -297,17 +338,29 @@ static void ct_edu_unmap_scratch(struct ct_edu *e)
 	if (!e->scratch_mapped)
 		return;
 #ifdef CT_HAVE_IOMMUFD
-	if (e->kind == 0) {
+	if (e->kind == CT_EDU_IOMMUFD) {
 		struct iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = e->ioas_id,
 					      .iova = e->scratch_iova, .length = G };
 		(void)ioctl(e->iommufd, IOMMU_IOAS_UNMAP, &u);
 	}
 #endif
 #ifdef CT_HAVE_VFIO
-	if (e->kind == 1) {
+	if (e->kind == CT_EDU_TYPE1) {
 		struct vfio_iommu_type1_dma_unmap u = { .argsz = sizeof(u),
 							.iova = e->scratch_iova, .size = G };
 		(void)ioctl(e->container, VFIO_IOMMU_UNMAP_DMA, &u);
+	}
+#endif
+#ifdef CT_HAVE_KSHIM
+	if (e->kind == CT_EDU_KSHIM) {
+		struct iovaq_kshim_unmap u = { .size = sizeof(u), .iova = e->scratch_iova,
+					       .length = G };
+		struct iovaq_kshim_inval inv = { .kind = IOVAQ_INVAL_PAGES, .iova = e->scratch_iova };
+		struct iovaq_kshim_flush fl = { .size = sizeof(fl), .n_cmds = 1,
+						.cmds_uptr = (uintptr_t)&inv };
+
+		(void)ioctl(e->kshim_fd, IOVAQ_KSHIM_UNMAP, &u);
+		(void)ioctl(e->kshim_fd, IOVAQ_KSHIM_FLUSH, &fl);
 	}
 #endif
 	e->scratch_mapped = 0;
@@ -328,6 +381,12 @@ static void ct_edu_detach(struct ct *t)
 		close(e->container);
 	if (e->iommufd >= 0)
 		close(e->iommufd);
+#ifdef CT_HAVE_KSHIM
+	if (e->bar)
+		munmap((void *)(uintptr_t)e->bar, EDU_BAR0_SIZE);
+	if (e->kshim_fd >= 0)
+		close(e->kshim_fd); /* releases edu: every mapping goes, invalidated, unpinned */
+#endif
 	free(e->scratch);
 	free(e);
 	t->dev_ctx = NULL;
@@ -347,7 +406,7 @@ static int ct_edu_attach(struct ct *t)
 	/* That probe went through the backend; take it back and map the page ourselves. */
 	cr_assert_eq(iovaq_backend_unmap(t->be, e->scratch_iova, G), 0);
 #ifdef CT_HAVE_IOMMUFD
-	if (e->kind == 0) {
+	if (e->kind == CT_EDU_IOMMUFD) {
 		struct iommu_ioas_map m = {
 			.size = sizeof(m),
 			.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
@@ -361,7 +420,7 @@ static int ct_edu_attach(struct ct *t)
 	}
 #endif
 #ifdef CT_HAVE_VFIO
-	if (e->kind == 1) {
+	if (e->kind == CT_EDU_TYPE1) {
 		struct vfio_iommu_type1_dma_map m = {
 			.argsz = sizeof(m),
 			.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
@@ -370,6 +429,18 @@ static int ct_edu_attach(struct ct *t)
 			.size = G,
 		};
 		err = ioctl(e->container, VFIO_IOMMU_MAP_DMA, &m) ? -errno : 0;
+	}
+#endif
+#ifdef CT_HAVE_KSHIM
+	if (e->kind == CT_EDU_KSHIM) {
+		struct iovaq_kshim_map m = {
+			.size = sizeof(m),
+			.prot = IOVAQ_KSHIM_PROT_READ | IOVAQ_KSHIM_PROT_WRITE,
+			.iova = e->scratch_iova,
+			.uaddr = (uintptr_t)e->scratch,
+			.length = G,
+		};
+		err = ioctl(e->kshim_fd, IOVAQ_KSHIM_MAP, &m) ? -errno : 0;
 	}
 #endif
 	if (!err)
@@ -383,7 +454,7 @@ static struct ct_edu *ct_edu_new(int kind)
 
 	cr_assert_not_null(e);
 	e->kind = kind;
-	e->dev_fd = e->iommufd = e->container = e->group_fd = -1;
+	e->dev_fd = e->iommufd = e->container = e->group_fd = e->kshim_fd = -1;
 	e->scratch = aligned_alloc(G, G);
 	cr_assert_not_null(e->scratch);
 	memset(e->scratch, 0, G);
@@ -393,7 +464,7 @@ static struct ct_edu *ct_edu_new(int kind)
 static int ct_edu_prepare_iommufd(struct ct *t, const void **opts, char *why, size_t why_len)
 {
 #ifdef CT_HAVE_IOMMUFD
-	struct ct_edu *e = ct_edu_new(0);
+	struct ct_edu *e = ct_edu_new(CT_EDU_IOMMUFD);
 	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
 	struct vfio_device_attach_iommufd_pt at = { .argsz = sizeof(at) };
 	struct iommu_ioas_alloc ia = { .size = sizeof(ia) };
@@ -466,7 +537,7 @@ fail:
 static int ct_edu_prepare_type1(struct ct *t, const void **opts, char *why, size_t why_len)
 {
 #ifdef CT_HAVE_VFIO
-	struct ct_edu *e = ct_edu_new(1);
+	struct ct_edu *e = ct_edu_new(CT_EDU_TYPE1);
 	struct vfio_group_status st = { .argsz = sizeof(st) };
 	char p[512], target[512];
 	ssize_t n;
@@ -526,6 +597,96 @@ fail:
 }
 
 /*
+ * kshim: edu must have no driver. Open /dev/iovaq and bind edu (the module claims its DMA and
+ * attaches a private paging domain); BAR0 from sysfs, memory space and bus mastering on.
+ */
+static int ct_edu_prepare_kshim(struct ct *t, const void **opts, char *why, size_t why_len)
+{
+#ifdef CT_HAVE_KSHIM
+	struct ct_edu *e = ct_edu_new(CT_EDU_KSHIM);
+	struct iovaq_kshim_bind b = { .size = sizeof(b) };
+	unsigned int seg, bus, slot, fn;
+	char p[512];
+	uint32_t id;
+	uint16_t cmd;
+	void *bar;
+	int err, fd;
+
+	t->dev_ctx = e;
+	err = ct_edu_find(e->bdf, sizeof(e->bdf), why, why_len);
+	if (err)
+		goto fail;
+	snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/driver", e->bdf);
+	if (!access(p, F_OK)) {
+		snprintf(why, why_len, "%s has a driver bound (kshim needs it free)", e->bdf);
+		err = -ENODEV;
+		goto fail;
+	}
+	if (sscanf(e->bdf, "%x:%x:%x.%x", &seg, &bus, &slot, &fn) != 4) {
+		snprintf(why, why_len, "%s: not a PCI address", e->bdf);
+		err = -ENODEV;
+		goto fail;
+	}
+	e->kshim_fd = open(IOVAQ_KSHIM_DEVICE, O_RDWR | O_CLOEXEC);
+	if (e->kshim_fd < 0) {
+		snprintf(why, why_len, IOVAQ_KSHIM_DEVICE ": %s (iovaq.ko not loaded?)",
+			 strerror(errno));
+		err = -ENODEV;
+		goto fail;
+	}
+	b.pci_domain = seg;
+	b.pci_bus = (uint8_t)bus;
+	b.pci_devfn = (uint8_t)(slot << 3 | fn);
+	if (ioctl(e->kshim_fd, IOVAQ_KSHIM_BIND, &b)) {
+		err = -errno;
+		snprintf(why, why_len, "IOVAQ_KSHIM_BIND %s: %s", e->bdf, strerror(errno));
+		goto fail;
+	}
+	snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/config", e->bdf);
+	fd = open(p, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || pread(fd, &cmd, 2, 4) != 2 ||
+	    (cmd |= 0x6, pwrite(fd, &cmd, 2, 4) != 2)) { /* memory space, bus master */
+		snprintf(why, why_len, "%s: %s", p, strerror(errno));
+		err = -EIO;
+		if (fd >= 0)
+			close(fd);
+		goto fail;
+	}
+	close(fd);
+	snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/resource0", e->bdf);
+	fd = open(p, O_RDWR | O_SYNC | O_CLOEXEC);
+	bar = fd < 0 ? MAP_FAILED :
+		       mmap(NULL, EDU_BAR0_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (fd >= 0)
+		close(fd);
+	if (bar == MAP_FAILED) {
+		snprintf(why, why_len, "mmap %s: %s", p, strerror(errno));
+		err = -EIO;
+		goto fail;
+	}
+	e->bar = bar;
+	ct_edu_rd(e, EDU_REG_ID, &id, 4);
+	if ((id & 0xffff) != 0x00ed) {
+		snprintf(why, why_len, "%s: BAR0 identification 0x%08x is not edu's", e->bdf, id);
+		err = -EIO;
+		goto fail;
+	}
+	e->ksh = (struct iovaq_kshim_opts){ .sz = sizeof(e->ksh), .fd = e->kshim_fd,
+					    .flags = IOVAQ_KSHIM_OPTS_ADOPT };
+	*opts = &e->ksh;
+	return 0;
+fail:
+	ct_edu_detach(t);
+	return err;
+#else
+	(void)t;
+	(void)opts;
+	snprintf(why, why_len, "the contract suite was built without include/uapi/iovaq/kshim.h");
+	return -EOPNOTSUPP;
+#endif
+}
+
+/*
  * Measured in the VM tier (QEMU 10 VT-d, Linux 6.12), through iommufd and type1 alike: a device
  * read of a mapping made write-only succeeds. The permission test checks the write side only.
  */
@@ -542,6 +703,17 @@ static const struct ct_device_ops ct_edu_iommufd_device = {
 static const struct ct_device_ops ct_edu_type1_device = {
 	.what = "edu (vfio-type1)",
 	.prepare = ct_edu_prepare_type1,
+	.attach = ct_edu_attach,
+	.detach = ct_edu_detach,
+	.dma = ct_edu_dma,
+	.slow = 1,
+	.wo_readable = 1,
+};
+
+/* The same kernel path (iommu_map with the VT-d driver) as iommufd and type1: see above. */
+static const struct ct_device_ops ct_edu_kshim_device = {
+	.what = "edu (kshim)",
+	.prepare = ct_edu_prepare_kshim,
 	.attach = ct_edu_attach,
 	.detach = ct_edu_detach,
 	.dma = ct_edu_dma,

@@ -120,6 +120,7 @@ static const struct iovaq_sim_opts ct_sim_nested_cm = {
 /* QEMU's edu device through VFIO (ct_edu.h, included below struct ct). */
 static const struct ct_device_ops ct_edu_iommufd_device;
 static const struct ct_device_ops ct_edu_type1_device;
+static const struct ct_device_ops ct_edu_kshim_device;
 
 static const struct ct_config ct_configs[] = {
 	{ "sim", "sim", &ct_sim_default, &ct_sim_device },
@@ -128,6 +129,8 @@ static const struct ct_config ct_configs[] = {
 	/* QEMU's edu device behind emulated VT-d: the VM tier (tests/vm/) runs these. */
 	{ "iommufd", "iommufd", NULL, &ct_edu_iommufd_device },
 	{ "vfio-type1", "vfio-type1", NULL, &ct_edu_type1_device },
+	/* The same edu with no driver, bound to /dev/iovaq: tests/vm/kglue/ runs it. */
+	{ "kshim", "kshim", NULL, &ct_edu_kshim_device },
 };
 
 #define CT_NCONFIGS (sizeof(ct_configs) / sizeof(ct_configs[0]))

@@ -456,11 +456,13 @@ class Backend(_Handle):
 
     def __init__(self, name: Optional[str] = "sim", sim: Optional[Dict[str, Any]] = None,
                  iommufd: Optional[Dict[str, Any]] = None,
-                 vfio_type1: Optional[Dict[str, Any]] = None):
+                 vfio_type1: Optional[Dict[str, Any]] = None,
+                 kshim: Optional[Dict[str, Any]] = None):
         super().__init__()
         if name is not None and not isinstance(name, str):
             raise TypeError("name must be a str or None")
-        given = [k for k, v in (("sim", sim), ("iommufd", iommufd), ("vfio_type1", vfio_type1))
+        given = [k for k, v in (("sim", sim), ("iommufd", iommufd), ("vfio_type1", vfio_type1),
+                                ("kshim", kshim))
                  if v is not None]
         if len(given) > 1:
             raise ValueError("give the options of one backend only (got %s)" % ", ".join(given))
@@ -475,6 +477,9 @@ class Backend(_Handle):
         elif vfio_type1 is not None:
             bo = _fields_opts(_ffi.iovaq_vfio_type1_opts, "vfio_type1", vfio_type1,
                               {"device": None, "container": 31, "flags": 32})
+        elif kshim is not None:
+            bo = _fields_opts(_ffi.iovaq_kshim_opts, "kshim", kshim,
+                              {"device": None, "fd": 31, "flags": 32})
         if bo is not None:
             keep.append(bo)
             opts.backend_opts = ctypes.cast(byref(bo), c_void_p)

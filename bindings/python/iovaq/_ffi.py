@@ -66,6 +66,7 @@ IOVAQ_FAULT_STALE_TABLE = 3
 IOVAQ_FAULT_BAD_LEAF_INVAL = 4
 IOVAQ_UNMAP_FREED_TABLES = 1
 IOVAQ_VFIO_TYPE1_ADOPT = 1 << 0
+IOVAQ_KSHIM_OPTS_ADOPT = 1 << 0
 # sim.h
 IOVAQ_SIM_NESTED = 1 << 0
 IOVAQ_SIM_CACHING_MODE = 1 << 1
@@ -185,6 +186,10 @@ class iovaq_vfio_type1_opts(_Opts):
                 ("flags", c_uint32)]
 
 
+class iovaq_kshim_opts(_Opts):
+    _fields_ = [("sz", c_size_t), ("device", c_char_p), ("fd", c_int), ("flags", c_uint32)]
+
+
 class iovaq_sim_cost(ctypes.Structure):
     _fields_ = [(n, c_uint64) for n in
                 ("mem_ref_ns", "iotlb_hit_ns", "inval_cmd_ns", "inval_wait_ns", "trap_ns",
@@ -259,7 +264,7 @@ class iovaq_domain_stats(_Opts):
 STRUCTS = {cls.__name__: cls for cls in (
     iovaq_range, iovaq_alloc_hooks, iovaq_space_opts, iovaq_cache_opts, iovaq_class_stats,
     iovaq_stats, iovaq_inval, iovaq_backend_caps, iovaq_fault, iovaq_backend_opts,
-    iovaq_iommufd_opts, iovaq_vfio_type1_opts, iovaq_sim_cost, iovaq_sim_opts, iovaq_sim_access, iovaq_sim_counters, iovaq_domain_opts,
+    iovaq_iommufd_opts, iovaq_vfio_type1_opts, iovaq_kshim_opts, iovaq_sim_cost, iovaq_sim_opts, iovaq_sim_access, iovaq_sim_counters, iovaq_domain_opts,
     iovaq_window_report, iovaq_window_bucket, iovaq_domain_stats)}
 
 space_walk_fn = ctypes.CFUNCTYPE(c_int, c_void_p, iova_t, c_uint64)

@@ -200,7 +200,8 @@ def test_real_backends_fail_cleanly_without_a_device(backend):
         backend.device_fd
     assert backend.pinned_bytes == 0
     for name, kw in (("iommufd", {"iommufd": {"device": "/nonexistent/vfio0"}}),
-                     ("vfio-type1", {"vfio_type1": {"device": "0000:ff:1f.7"}})):
+                     ("vfio-type1", {"vfio_type1": {"device": "0000:ff:1f.7"}}),
+                     ("kshim", {"kshim": {"device": "0000:ff:1f.7"}})):
         with pytest.raises(iovaq.IovaqError) as ei:
             iovaq.Backend(name, **kw)
         assert ei.value.function == "iovaq_backend_open"
@@ -211,3 +212,8 @@ def test_real_backends_fail_cleanly_without_a_device(backend):
         iovaq.Backend("sim", sim={}, iommufd={})
     with pytest.raises(ValueError):
         iovaq.Backend("iommufd", iommufd={"iommufd": -1})
+    with pytest.raises(ValueError):
+        iovaq.Backend("kshim", kshim={"fd": -1})
+    with pytest.raises(iovaq.IovaqError):  # adopt (flag 1) stdin: not a bound /dev/iovaq
+        iovaq.Backend("kshim", kshim={"fd": 0, "flags": 1})
+    assert "IOVAQ_KSHIM_CAPS" in iovaq.Backend.why()

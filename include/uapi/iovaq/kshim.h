@@ -221,7 +221,7 @@ struct iovaq_kshim_counters {
 /* struct iovaq_kshim_bench.mode */
 enum {
 	IOVAQ_KSHIM_BENCH_DOMAIN = 0,	/* the library's domain, under @policy */
-	IOVAQ_KSHIM_BENCH_ARENA = 1,	/* arenas of @arena_pages, one sync per arena */
+	IOVAQ_KSHIM_BENCH_ARENA = 1,	/* arenas of @arena_pages under @policy (not passthrough) */
 	IOVAQ_KSHIM_BENCH_RAW_STRICT = 2,	/* iommu_map + iommu_unmap per page, no library */
 };
 
@@ -231,7 +231,9 @@ enum {
  * @size: sizeof(struct iovaq_kshim_bench).
  * @mode: IOVAQ_KSHIM_BENCH_*.
  * @policy: libiovaq's enum iovaq_policy (DOMAIN and ARENA modes).
- * @arena_pages: ARENA mode: pages per arena (power of two, <= 4096).
+ * @arena_pages: ARENA mode: pages per arena (power of two, <= 4096, dividing @ring and
+ *	@count): the ring's slots in groups, each group one arena linked with one call (its pages
+ *	vmapped before the loop: one iommu_map_sg()) and unlinked + synced with one command.
  * @count: map+unmap pairs of one 4 KiB page each (1 .. 1000000).
  * @ring: pages in flight (nic-rx: a FIFO ring; 1 .. 4096).
  * @reserved: 0.

@@ -2,13 +2,15 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
 # The kernel-glue tier (docs/kernel-glue.md): build iovaq.ko for each testbed kernel
-# (scripts/kernel-glue-build.sh), pack an initramfs with tests/vm/kglue/init, kglue_test (static)
-# and the modules, boot it with tests/vm/run-vm.sh, and exit with the guests' result.
+# (scripts/kernel-glue-build.sh) and libiovaq with the contract suite (OUTDIR/user, a
+# RelWithDebInfo -Werror build), pack an initramfs with tests/vm/kglue/init, kglue_test and
+# kshim_edu (static), contract_contract with the shared libraries it loads, and the modules,
+# boot it with tests/vm/run-vm.sh, and exit with the guests' result.
 #
 #   tests/vm/kglue/run.sh [-o OUTDIR] [minimal|debian|all]
 #
 # Needs what the VM tier needs (scripts/setup-vm.sh); exits 77 with a reason when QEMU or
-# busybox-static is missing.
+# busybox-static is missing. tests/vm/kglue/bench.sh boots the same image in bench mode.
 
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,7 +30,8 @@ command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: no qemu-system-x86_64"
 [ -x /bin/busybox ] && /bin/busybox --list | grep -x poweroff >/dev/null ||
 	{ echo "SKIP: no busybox-static"; exit 77; }
 mkdir -p "$out"
-gcc -O2 -Wall -Wextra -Werror -static -I"$root/include" -o "$out/kglue_test" "$here/kglue_test.c"
+. "$here/lib.sh"
+kglue_build_user "$out"
 
 rc=0
 while read -r flavor rel dir; do
@@ -36,18 +39,12 @@ while read -r flavor rel dir; do
 	minimal) kernel=$("$root/tests/vm/build-kernel.sh") ;;
 	debian) kernel=$("$root/tests/vm/fetch-kernel.sh")/boot/vmlinuz-$rel ;;
 	esac
-	img=$(mktemp -d)
-	mkdir -p "$img"/{bin,proc,sys,dev,tmp,iovaq}
-	cp /bin/busybox "$img/bin/"
-	cp "$here/init" "$img/init"
-	chmod 755 "$img/init"
-	cp "$out/kglue_test" "$dir/iovaq.ko" "$dir/iovaq_example.ko" "$img/iovaq/"
-	(cd "$img" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/$flavor.cpio.gz"
-	rm -rf "$img"
+	kglue_pack "$out" "$dir" "$out/$flavor.cpio.gz"
 	vm_log "$flavor ($rel): booting"
 	IOVAQ_VM_TIMEOUT=${IOVAQ_VM_TIMEOUT:-900} \
 		"$root/tests/vm/run-vm.sh" "$kernel" "$out/$flavor.cpio.gz" "$out/logs" "kglue-$flavor" ||
 		rc=1
-	grep -E 'kglue-bench|iovaq-vm: (ok|FAIL)|FAIL|iovaq_example' "$out/logs/kglue-$flavor.console" >&2 || true
+	grep -aE 'kglue-bench|kshim_edu: [a-z]|iovaq-vm: (ok|FAIL)|FAIL|iovaq_example|Synthesis' \
+		"$out/logs/kglue-$flavor.console" >&2 || true
 done < <("$root/scripts/kernel-glue-build.sh" -o "$out" "$which")
 exit $rc

@@ -75,6 +75,7 @@ pub const IOVAQ_FAULT_STALE_TABLE: u32 = 3;
 pub const IOVAQ_FAULT_BAD_LEAF_INVAL: u32 = 4;
 pub const IOVAQ_UNMAP_FREED_TABLES: c_int = 1;
 pub const IOVAQ_VFIO_TYPE1_ADOPT: u32 = 1 << 0;
+pub const IOVAQ_KSHIM_OPTS_ADOPT: u32 = 1 << 0;
 // sim.h
 pub const IOVAQ_SIM_NESTED: u32 = 1 << 0;
 pub const IOVAQ_SIM_CACHING_MODE: u32 = 1 << 1;
@@ -250,6 +251,16 @@ pub struct iovaq_vfio_type1_opts {
     pub sz: usize,
     pub device: *const c_char,
     pub container: c_int,
+    pub flags: u32,
+}
+
+/// Options of the "kshim" backend (the kernel-glue module through /dev/iovaq).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct iovaq_kshim_opts {
+    pub sz: usize,
+    pub device: *const c_char,
+    pub fd: c_int,
     pub flags: u32,
 }
 

@@ -115,6 +115,7 @@ fn structs_match_c() {
         iovaq_backend_opts { sz, name, backend_opts, hooks }
         iovaq_iommufd_opts { sz, device, iommufd, ioas_id, flags }
         iovaq_vfio_type1_opts { sz, device, container, flags }
+        iovaq_kshim_opts { sz, device, fd, flags }
         iovaq_sim_cost { mem_ref_ns, iotlb_hit_ns, inval_cmd_ns, inval_wait_ns, trap_ns, rewalk_ns,
             map_ns, unmap_ns, table_ns }
         iovaq_sim_opts { sz, seed, flags, iotlb_sets, iotlb_ways, psc_entries, max_am,
@@ -158,7 +159,8 @@ fn constants_match_c() {
         IOVAQ_INVAL_NR_KINDS, IOVAQ_INVAL_LEAF, IOVAQ_CAP_UNMAP_INVALIDATES,
         IOVAQ_CAP_INVAL_PER_MAPPING, IOVAQ_CAP_CACHING_MODE, IOVAQ_CAP_FAULTS,
         IOVAQ_FAULT_NOT_MAPPED, IOVAQ_FAULT_PERM, IOVAQ_FAULT_STALE_TABLE,
-        IOVAQ_FAULT_BAD_LEAF_INVAL, IOVAQ_UNMAP_FREED_TABLES, IOVAQ_VFIO_TYPE1_ADOPT, IOVAQ_SIM_NESTED,
+        IOVAQ_FAULT_BAD_LEAF_INVAL, IOVAQ_UNMAP_FREED_TABLES, IOVAQ_VFIO_TYPE1_ADOPT, IOVAQ_KSHIM_OPTS_ADOPT,
+        IOVAQ_SIM_NESTED,
         IOVAQ_SIM_CACHING_MODE, IOVAQ_SIM_LARGE_PAGES, IOVAQ_SIM_DEFAULT_IOTLB_SETS,
         IOVAQ_SIM_DEFAULT_IOTLB_WAYS, IOVAQ_SIM_DEFAULT_PSC_ENTRIES, IOVAQ_SIM_DEFAULT_MAX_AM,
         IOVAQ_SIM_MAX_PSC_ENTRIES, IOVAQ_SIM_OP_MAP, IOVAQ_SIM_OP_UNMAP, IOVAQ_SIM_OP_FLUSH,

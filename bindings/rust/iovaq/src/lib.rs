@@ -540,6 +540,20 @@ impl Backend {
         Backend::open_raw(Some("vfio-type1"), &o as *const sys::iovaq_vfio_type1_opts as *const c_void)
     }
 
+    /// Open the "kshim" backend (the kernel-glue module through /dev/iovaq). `device`: a PCI
+    /// address of a device with no driver (None: `$IOVAQ_KSHIM_DEVICE`); or adopt `fd`, an
+    /// open /dev/iovaq the caller bound and keeps open.
+    pub fn open_kshim(device: Option<&str>, fd: Option<i32>) -> Result<Backend> {
+        let dev = device.map(CString::new).transpose().map_err(|_| Errno::EINVAL)?;
+        let mut o: sys::iovaq_kshim_opts = opts();
+        o.device = dev.as_ref().map_or(ptr::null(), |c| c.as_ptr() as *const sys::c_char);
+        if let Some(fd) = fd {
+            o.fd = fd;
+            o.flags = sys::IOVAQ_KSHIM_OPTS_ADOPT;
+        }
+        Backend::open_raw(Some("kshim"), &o as *const sys::iovaq_kshim_opts as *const c_void)
+    }
+
     /// The VFIO device file descriptor the backend opened and owns (ENODEV for sim and for
     /// adopted iommufd/containers). It is closed with the backend: do not close it.
     pub fn device_fd(&self) -> Result<i32> {

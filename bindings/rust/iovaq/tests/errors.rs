@@ -140,4 +140,7 @@ fn real_backends_fail_cleanly_without_a_device() {
     assert!(Backend::open_vfio_type1(Some("0000:ff:1f.7"), None).is_err());
     assert!(!Backend::why().is_empty());
     assert_eq!(Backend::open_iommufd(Some("a\0b"), None).err(), Some(Errno::EINVAL));
+    assert!(Backend::open_kshim(Some("0000:ff:1f.7"), None).is_err());
+    assert!(!Backend::why().is_empty());
+    assert_eq!(Backend::open_kshim(None, Some(-1)).err(), Some(Errno::EINVAL));
 }

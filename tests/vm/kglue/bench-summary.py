@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+"""Join a kernel-glue bench guest's console with QEMU's VT-d trace (tests/vm/kglue/bench.sh).
+
+    bench-summary.py CONSOLE TRACE [--title T] [--json OUT.jsonl]
+
+Run K of the guest (a "kglue-bench-k: K" line, then one "kglue-bench-run: key=value ..." line)
+sits between two DMAR faults in the trace, at IOVAs 0x40000000 + 2K * 4096 and + (2K + 1) *
+4096 (kshim_edu mark). The invalidation descriptors between them are run K's: IOTLB
+descriptors (page-selective, domain, global) and wait descriptors, per map+unmap pair. Prints
+a Markdown table of medians over the repetitions of each configuration, with ratios against
+kernel-side strict (iommu_map + iommu_unmap per page) and iommufd strict of the same guest.
+"""
+import argparse
+import json
+import re
+import statistics
+import sys
+
+MARK_BASE = 0x40000000
+
+
+def runs_of(console):
+    runs, k = [], None
+    for line in open(console, errors="replace"):
+        m = re.search(r"kglue-bench-k: (\d+)", line)
+        if m:
+            k = int(m.group(1))
+            continue
+        m = re.search(r"kglue-bench-run: (.*)", line)
+        if m and k is not None:
+            d = dict(kv.split("=", 1) for kv in m.group(1).split())
+            d["k"] = k
+            runs.append(d)
+            k = None
+    return runs
+
+
+def counts_of(trace):
+    """Per marker interval K: {iotlb, wait, pages, domain, global, all}."""
+    cur, out = None, {}
+    fault = re.compile(r"vtd_dmar_fault .*addr (0x[0-9a-f]+)")
+    for line in open(trace, errors="replace"):
+        m = fault.search(line)
+        if m:
+            a = int(m.group(1), 16)
+            if a >= MARK_BASE and (a - MARK_BASE) % 4096 == 0:
+                mk = (a - MARK_BASE) // 4096
+                if mk % 2 == 0 and mk // 2 not in out:
+                    cur = mk // 2
+                    out[cur] = dict(iotlb=0, wait=0, pages=0, domain=0, glob=0, all=0)
+                elif mk % 2 == 1 and cur == mk // 2:
+                    cur = None
+            continue
+        if cur is None or "vtd_inv_desc" not in line:
+            continue
+        c = out[cur]
+        if "invalidate desc type" in line:
+            c["all"] += 1
+            if "type iotlb" in line:
+                c["iotlb"] += 1
+            elif "type wait" in line:
+                c["wait"] += 1
+        elif "vtd_inv_desc_iotlb_pages" in line:
+            c["pages"] += 1
+        elif "vtd_inv_desc_iotlb_domain" in line:
+            c["domain"] += 1
+        elif "vtd_inv_desc_iotlb_global" in line:
+            c["glob"] += 1
+    return out
+
+
+def name_of(r):
+    who = {"kernel-raw": "kernel-side strict (iommu_map + iommu_unmap per page)",
+           "kernel": "in-kernel domain", "kshim": "kshim (libiovaq, userspace)",
+           "iommufd": "iommufd (libiovaq, userspace)"}[r["what"]]
+    pol = r["policy"] + (" + arenas of %s" % r["arena"] if r["arena"] != "0" else "")
+    return who if r["what"] == "kernel-raw" else "%s, %s" % (who, pol)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("console")
+    ap.add_argument("trace")
+    ap.add_argument("--title", default="kernel-glue bench")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    runs, counts = runs_of(a.console), counts_of(a.trace)
+    if not runs:
+        sys.exit("bench-summary.py: no kglue-bench-run lines in " + a.console)
+    groups, problems = {}, []
+    for r in runs:
+        c = counts.get(r["k"])
+        if c is None:
+            problems.append("run %d: its markers are not in the trace" % r["k"])
+            continue
+        pairs = int(r["pairs"])
+        g = groups.setdefault(name_of(r), [])
+        g.append(dict(us=float(r["us_per_pair"]), iotlb=c["iotlb"] / pairs,
+                      wait=c["wait"] / pairs, all=c["all"] / pairs, pages=c["pages"],
+                      domain=c["domain"], glob=c["glob"], unsafe=int(r["unsafe_reuse"]),
+                      viol=int(r["violations"]), pairs=pairs, run=r))
+    med = {n: dict(us=statistics.median(x["us"] for x in g),
+                   iotlb=statistics.median(x["iotlb"] for x in g),
+                   wait=statistics.median(x["wait"] for x in g),
+                   all=statistics.median(x["all"] for x in g),
+                   domain=max(x["domain"] for x in g), unsafe=max(x["unsafe"] for x in g),
+                   n=len(g)) for n, g in groups.items()}
+    base = med.get(name_of(dict(what="kernel-raw", policy="strict", arena="0")))
+    ifd = med.get(name_of(dict(what="iommufd", policy="strict", arena="0")))
+    print("### " + a.title + "\n")
+    print("| configuration | µs/pair | IOTLB desc/pair | wait desc/pair | all desc/pair | "
+          "time vs kernel strict | time vs iommufd strict | desc vs iommufd strict | "
+          "domain-wide | unsafe reuse | runs |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, m in med.items():
+        def ratio(b, key):
+            return "%.1f×" % (b[key] / m[key]) if b and m[key] else "–"
+        print("| %s | %.2f | %.3f | %.3f | %.3f | %s | %s | %s | %d | %d | %d |" % (
+            n, m["us"], m["iotlb"], m["wait"], m["all"], ratio(base, "us"), ratio(ifd, "us"),
+            ratio(ifd, "all"), m["domain"], m["unsafe"], m["n"]))
+    for p in problems:
+        print("\nproblem: " + p)
+    if a.json:
+        with open(a.json, "w") as f:
+            for n, g in groups.items():
+                f.write(json.dumps(dict(configuration=n, median=med[n], runs=g)) + "\n")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#
+# Issue 7 part 7, the batching bench (not a ctest tier; docs/kernel-glue.md): on the testbed's
+# minimal 6.12 kernel (it has iommufd), once with caching-mode on and once off, the guest runs
+# PAIRS x (map + unmap) of 4 KiB pages in a FIFO ring of 64, REPS times each: kernel-side strict
+# (iommu_map + iommu_unmap per page), the module's in-kernel domain under strict, deferred,
+# safe-deferred and safe-deferred with 64-page arenas, the same four through the kshim backend
+# from userspace, and iommufd strict (and with arenas). QEMU's VT-d trace gives the invalidation
+# descriptors of each run (bench-summary.py); OUTDIR/summary.md has the tables, the commands,
+# the kernel, QEMU and the machine.
+#
+#   tests/vm/kglue/bench.sh [-o OUTDIR] [-n PAIRS] [-r REPS] [-c "on off"]
+#
+# Under TCG absolute times measure the emulator: compare ratios within one guest run.
+
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+. "$root/tests/vm/lib.sh"
+. "$here/lib.sh"
+
+out=$root/build/kglue-bench pairs=10000 reps=3 cms="on off"
+while getopts o:n:r:c: opt; do
+	case $opt in
+	o) out=$(realpath -m "$OPTARG") ;;
+	n) pairs=$OPTARG ;;
+	r) reps=$OPTARG ;;
+	c) cms=$OPTARG ;;
+	*) exit 2 ;;
+	esac
+done
+command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: no qemu-system-x86_64"; exit 77; }
+mkdir -p "$out"
+kglue_build_user "$out"
+read -r flavor rel dir < <("$root/scripts/kernel-glue-build.sh" -o "$out" minimal)
+kernel=$("$root/tests/vm/build-kernel.sh")
+sum=$out/summary.md
+{
+	echo "# kernel-glue batching bench ($(date -u +%Y-%m-%d))"
+	echo
+	echo "Command: \`tests/vm/kglue/bench.sh -o $out -n $pairs -r $reps -c \"$cms\"\`"
+	echo
+	echo "- guest kernel: $rel (tests/vm/build-kernel.sh), iovaq.ko from this tree ($(git -C "$root" rev-parse --short HEAD))"
+	echo "- QEMU: $(qemu-system-x86_64 --version | head -n1), TCG, -smp 1, intel-iommu (intremap=on), edu"
+	echo "- host: $(lscpu | sed -n 's/^Model name: *//p' | head -n1), $(nproc) CPUs, $(uname -r)"
+	echo "- $pairs map+unmap pairs of 4 KiB per run, ring of 64 pages, $reps runs per configuration (medians)"
+	echo
+	echo "Under TCG absolute times measure the emulator: compare ratios within one guest run."
+	echo
+} >"$sum"
+rc=0
+for cm in $cms; do
+	kglue_pack "$out" "$dir" "$out/bench-$cm.cpio.gz" "bench $pairs $cm $reps"
+	vm_log "caching-mode=$cm: booting"
+	IOVAQ_VM_CM=$cm IOVAQ_VM_TIMEOUT=${IOVAQ_VM_TIMEOUT:-1800} \
+		"$root/tests/vm/run-vm.sh" "$kernel" "$out/bench-$cm.cpio.gz" "$out/logs" "bench-cm-$cm" || rc=1
+	python3 "$here/bench-summary.py" "$out/logs/bench-cm-$cm.console" "$out/logs/bench-cm-$cm.trace" \
+		--title "caching-mode=$cm" --json "$out/bench-cm-$cm.jsonl" >>"$sum" || rc=1
+	echo >>"$sum"
+done
+cat "$sum"
+exit $rc
