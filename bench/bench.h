@@ -323,6 +323,8 @@ void bench_matrix_help(FILE *f);
 /* bench/compare.c: "iovaq-bench compare A.json B.json". */
 int bench_compare_main(int argc, char **argv);
 void bench_compare_help(FILE *f);
+int bench_soak_main(int argc, char **argv);	/* bench/soak.c */
+void bench_soak_help(FILE *f);
 
 /* ---- bench/run.c: one policy on one DMA workload, for "run" and "matrix" ----------------- */
 

@@ -32,6 +32,8 @@ static const struct bench_cmd commands[] = {
 	  "--workload NAME [OPTIONS]", bench_alloc_main, bench_alloc_help },
 	{ "sim", "IOVA locality vs IO page-walk cost on the simulated IOMMU (modelled)",
 	  "[--pattern NAME] [OPTIONS]", bench_sim_main, bench_sim_help },
+	{ "soak", "long-lived domains under every policy for N ops: RSS drift, invariants",
+	  "[--ops N] [OPTIONS]", bench_soak_main, bench_soak_help },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -26,7 +26,7 @@ POLICIES = ["strict", "deferred", "safe-deferred", "safe-deferred+arenas", "pass
 WORKLOADS = ["nic-rx", "nic-tx", "memcached", "nginx"]
 MODELS = ["native", "nested", "nested+cm"]
 BACKENDS = ["sim", "iommufd", "vfio-type1", "kshim"]
-COMMANDS = ["matrix", "compare", "run", "alloc", "sim"]
+COMMANDS = ["matrix", "compare", "run", "alloc", "sim", "soak"]
 PNGS = ["throughput.png", "breakdown.png", "window-cdf.png", "inval-per-page.png"]
 
 failures = []
@@ -461,8 +461,29 @@ def case_docs(tmp):
                   "man page: no section for %s" % cmd[0])
 
 
+def case_soak(tmp):
+    """A short soak passes, with its JSON keys as documented; bad values are usage errors."""
+    expect_usage(["soak", "--ops", "5"], ["'5'", "--ops", "out of range"])
+    expect_usage(["soak", "--max-growth", "101"], ["'101'", "--max-growth"])
+    p = run(["soak", "--ops", "2M", "--check", "500k", "--max-growth", "5", "--quiet",
+             "--json"])
+    if not check(p.returncode == 0, "soak: exit %d: %s" % (p.returncode, p.stderr.strip())):
+        return
+    r = json.loads(p.stdout)
+    with open(os.path.join(SRC, "docs", "bench-schema.md")) as f:
+        doc = f.read().split("## `soak --json`", 1)[1].split("\n## ", 1)[0]
+    keys = set(re.findall(r"^\| `([a-z_]+)(?:\[\])?` \|", doc, re.M))
+    check(set(r) == keys, "soak JSON keys %s, documented %s" % (sorted(r), sorted(keys)))
+    check(r["type"] == "soak" and r["ops"] == 2000000 and r["error"] is None,
+          "soak record: %r" % r)
+    check(r["invariant_checks"] >= 4, "soak: %d invariant checks for 2M ops every 500k"
+          % r["invariant_checks"])
+    check(len(r["policies"]) == 5 and len(r["workloads"]) == 4, "soak: %r" % r)
+
+
 CASES = {"cli": case_cli, "json": case_json, "csv": case_csv, "table": case_table,
-         "compare": case_compare, "plot": case_plot, "noplot": case_noplot, "docs": case_docs}
+         "compare": case_compare, "plot": case_plot, "noplot": case_noplot, "docs": case_docs,
+         "soak": case_soak}
 
 
 def main():

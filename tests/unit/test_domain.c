@@ -2010,10 +2010,14 @@ Test(teardown, ages_out_with_thread_flusher)
 		   .teardown_ns = 5 * MS);
 	struct iovaq_domain *dom = du_domain(&o);
 	void *buf = du_buf(1, 1);
-	uint64_t deadline;
+	uint64_t deadline, t0, mapped;
 
+	t0 = du_now();
 	du_unmap(dom, du_map(dom, buf, 1), 1, 0);
-	cr_assert_eq(du_simc(be).mapped_pages, 1, "kept mapping");
+	mapped = du_simc(be).mapped_pages;
+	/* Kept at first, unless this thread was too slow to look (valgrind, a loaded machine). */
+	if (du_now() - t0 < 5 * MS)
+		cr_assert_eq(mapped, 1, "kept mapping");
 	deadline = du_now() + 5000 * MS;
 	while ((du_simc(be).mapped_pages || du_stats(dom).queued_pages) && du_now() < deadline)
 		du_sleep_ns(MS);
