@@ -218,6 +218,7 @@ int main(void)
 	F(iovaq_domain_opts, teardown_ns);
 	F(iovaq_domain_opts, teardown_entries);
 	F(iovaq_domain_opts, flags);
+	F(iovaq_domain_opts, teardown_bytes);
 
 	S(iovaq_window_report);
 	F(iovaq_window_report, sz);

@@ -128,6 +128,11 @@ typedef void (*iovaq_complete_fn)(void *arg, uint64_t cookie);
  *	invalidation. 0 (default) turns it off. Its window runs from the unmap until the
  *	mapping is really invalidated, or until it is mapped again.
  * @teardown_entries: at most this many buffers kept so (default 256 when @teardown_ns is set).
+ * @teardown_bytes: and at most this many bytes (0: no byte budget). Kept buffers stay mapped,
+ *	and through a real backend pinned: this is coIOMMU's lazy unpinning (Tian et al., ATC'20)
+ *	with its budget. Over the count or the budget, the oldest kept buffer that was not
+ *	reused since it was last kept is unmapped first (a second chance, as coIOMMU's sweep);
+ *	over @teardown_ns, the oldest goes whatever its use.
  * @flags: IOVAQ_DOMAIN_* flags; unknown bits are -EINVAL.
  */
 struct iovaq_domain_opts {
@@ -149,6 +154,7 @@ struct iovaq_domain_opts {
 	uint64_t teardown_ns;
 	uint64_t teardown_entries;
 	uint64_t flags;
+	uint64_t teardown_bytes;
 };
 
 /**

@@ -55,12 +55,18 @@ struct kept {
 	void *buf;
 	uint64_t pages;
 	unsigned int prot;
+	uint8_t ref;			/* second chance: reused since it was last kept */
 	uint64_t t_release;
 	struct kept *older, *newer;	/* age order (domain lock) */
 };
 
-/* The mapping table's value: granules | prot << PROT_SHIFT. */
+/*
+ * The mapping table's value: granules | prot << PROT_SHIFT, and VAL_REUSED when the mapping
+ * came back from optimistic teardown (its second-chance bit once it is kept again).
+ */
 #define PROT_SHIFT 56
+#define PROT_MASK 3u
+#define VAL_REUSED (1ull << 63)
 
 /* Per-page state of an arena. */
 enum { AP_FREE = 0, AP_LINKED, AP_UNLINKED, AP_QUEUED };
@@ -135,8 +141,8 @@ struct iovaq_domain {
 	struct iovaq_arena *arenas;	/* reserved arenas */
 	struct iovaq_imap kept_map;	/* host buffer -> struct kept (optimistic teardown) */
 	struct kept *kept_old, *kept_new;
-	uint64_t n_kept;
-	uint64_t teardown_ns, teardown_max;
+	uint64_t n_kept, kept_bytes;
+	uint64_t teardown_ns, teardown_max, teardown_bytes;
 	struct qring *rings;
 	uint32_t nr_rings;
 	uint32_t layout;		/* IOVAQ_RING_SHARED or IOVAQ_RING_PERCPU */
@@ -930,6 +936,7 @@ static void kept_unlink(struct iovaq_domain *d, struct kept *k)
 		d->kept_new = k->older;
 	iovaq__imap_del(&d->kept_map, iovaq__imap_find(&d->kept_map, (uintptr_t)k->buf));
 	d->n_kept--;
+	d->kept_bytes -= k->pages << d->shift;
 }
 
 static void kept_push(struct iovaq_domain *d, struct kept *k)
@@ -944,6 +951,7 @@ static void kept_push(struct iovaq_domain *d, struct kept *k)
 		iovaq_cond_signal(&d->cv);	/* the flusher times its eviction */
 	d->kept_new = k;
 	d->n_kept++;
+	d->kept_bytes += k->pages << d->shift;
 }
 
 /*
@@ -988,12 +996,32 @@ static int kept_evict_due(struct iovaq_domain *d, int all)
 		return 0;
 	now = iovaq_now_ns();
 	for (;;) {
+		int aged, over;
+
 		iovaq_lock(&d->lock);
 		k = d->kept_old;
-		if (!k || (!all && d->n_kept <= d->teardown_max &&
-			   now - k->t_release < d->teardown_ns)) {
+		aged = k && now - k->t_release >= d->teardown_ns;
+		over = d->n_kept > d->teardown_max ||
+		       (d->teardown_bytes && d->kept_bytes > d->teardown_bytes);
+		if (!k || (!all && !aged && !over)) {
 			iovaq_unlock(&d->lock);
 			return 0;
+		}
+		if (!all && !aged) {
+			/*
+			 * Over the count or the byte budget: the oldest mapping not reused since
+			 * it was kept goes (the CLOCK algorithm's second chance, as coIOMMU sweeps
+			 * its pinned pages); those passed over lose their chance. Age order stays:
+			 * the oldest is still the first due by time.
+			 */
+			struct kept *v = k;
+
+			while (v && v->ref) {
+				v->ref = 0;
+				v = v->newer;
+			}
+			if (v)
+				k = v;
 		}
 		kept_unlink(d, k);
 		iovaq_unlock(&d->lock);
@@ -1005,14 +1033,15 @@ static int kept_evict_due(struct iovaq_domain *d, int all)
 
 /* Unmap under optimistic teardown: keep the mapping. 0, or -ENOENT to take the normal path. */
 static int kept_keep(struct iovaq_domain *d, iovaq_iova_t iova, void *buf, uint64_t pages,
-		     unsigned int prot, uint64_t t_release)
+		     uint64_t val, uint64_t t_release)
 {
 	struct kept *k = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, sizeof(*k));
 
 	if (!k)
 		return -ENOENT;
-	*k = (struct kept){ .iova = iova, .buf = buf, .pages = pages, .prot = prot,
-			    .t_release = t_release };
+	*k = (struct kept){ .iova = iova, .buf = buf, .pages = pages,
+			    .prot = (unsigned int)(val >> PROT_SHIFT) & PROT_MASK,
+			    .ref = !!(val & VAL_REUSED), .t_release = t_release };
 	iovaq_lock(&d->lock);
 	if (iovaq__imap_find(&d->kept_map, (uintptr_t)buf) ||
 	    iovaq__imap_add(&d->kept_map, (uintptr_t)buf, pages, k)) {
@@ -1050,7 +1079,8 @@ static int kept_reuse(struct iovaq_domain *d, void *buf, uint64_t pages, unsigne
 			(void)kept_evict(d, k);	/* on failure it stays kept */
 		return -ENOENT;
 	}
-	err = iovaq__imap_add(&d->maps, k->iova, pages | (uint64_t)prot << PROT_SHIFT, buf);
+	err = iovaq__imap_add(&d->maps, k->iova,
+			      pages | (uint64_t)prot << PROT_SHIFT | VAL_REUSED, buf);
 	if (err) {
 		iovaq_unlock(&d->lock);
 		return -ENOENT;
@@ -1202,8 +1232,7 @@ int iovaq_domain_unmap(struct iovaq_domain *d, iovaq_iova_t iova, size_t len, ui
 	iovaq_unlock(&d->lock);
 	if (d->policy == IOVAQ_POLICY_PASSTHROUGH)
 		return 0;
-	if (d->teardown_ns && !kept_keep(d, iova, buf, pages, (unsigned int)(val >> PROT_SHIFT),
-					 t_release))
+	if (d->teardown_ns && !kept_keep(d, iova, buf, pages, val, t_release))
 		return 0;
 	t0 = tm_start(d);
 	ret = iovaq_backend_unmap(d->be, iova, len);
@@ -2010,6 +2039,7 @@ int iovaq_domain_create(const struct iovaq_domain_opts *o, struct iovaq_domain *
 	d->timing = !!(IOVAQ_OPTS_GET(o, flags, 0) & IOVAQ_DOMAIN_TIMING);
 	d->teardown_ns = IOVAQ_OPTS_GET(o, teardown_ns, 0);
 	d->teardown_max = IOVAQ_OPTS_GET(o, teardown_entries, 0) ?: 256;
+	d->teardown_bytes = IOVAQ_OPTS_GET(o, teardown_bytes, 0);
 	ring = IOVAQ_OPTS_GET(o, ring_entries, 0);
 	if (!ring)
 		ring = (d->caps.flags & IOVAQ_CAP_CACHING_MODE) ? 32768 : 4096;

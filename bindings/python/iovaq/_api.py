@@ -712,7 +712,7 @@ class Domain(_Handle):
                  max_window_ns: int = 0, max_reachable_pages: int = 0,
                  domain_threshold: int = 0, reserved: Optional[Sequence[Range]] = None,
                  cache: Optional[Dict[str, int]] = None, teardown_ns: int = 0,
-                 teardown_entries: int = 0, flags: int = 0):
+                 teardown_entries: int = 0, flags: int = 0, teardown_bytes: int = 0):
         super().__init__()
         if not isinstance(backend, Backend):
             raise TypeError("backend must be an iovaq.Backend, not %s" % type(backend).__name__)
@@ -728,7 +728,7 @@ class Domain(_Handle):
             domain_threshold=_uint("domain_threshold", domain_threshold), n_reserved=n_rs,
             teardown_ns=_uint("teardown_ns", teardown_ns),
             teardown_entries=_uint("teardown_entries", teardown_entries),
-            flags=_uint("flags", flags))
+            flags=_uint("flags", flags), teardown_bytes=_uint("teardown_bytes", teardown_bytes))
         if rs is not None and n_rs:
             opts.reserved = ctypes.cast(rs, ctypes.POINTER(_ffi.iovaq_range))
         if cache is not None:

@@ -232,7 +232,8 @@ class iovaq_domain_opts(_Opts):
                 ("n_reserved", c_size_t), ("cache", POINTER(iovaq_cache_opts)),
                 ("complete", complete_fn), ("complete_arg", c_void_p),
                 ("hooks", POINTER(iovaq_alloc_hooks)), ("teardown_ns", c_uint64),
-                ("teardown_entries", c_uint64), ("flags", c_uint64)]
+                ("teardown_entries", c_uint64), ("flags", c_uint64),
+                ("teardown_bytes", c_uint64)]
 
 
 class iovaq_window_report(_Opts):

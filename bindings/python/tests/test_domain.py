@@ -280,3 +280,19 @@ def test_window_hist_is_the_reports_distribution(backend):
                 break
         for b in bufs:
             b.close()
+
+
+def test_teardown_byte_budget(backend):
+    """Optimistic teardown keeps released buffers mapped within teardown_bytes."""
+    with iovaq.Domain(backend, iovaq.Policy.DEFERRED, teardown_ns=3600 * 10**9,
+                      teardown_entries=100, teardown_bytes=3 * G) as dom:
+        bufs = [iovaq.dma_buffer(G) for _ in range(4)]
+        for b in bufs:
+            dom.unmap(dom.map(b))
+        st = dom.stats()
+        assert st["teardown_evictions"] == 1
+        assert backend.sim.counters()["mapped_pages"] == 3
+        dom.sync()
+        assert backend.sim.counters()["mapped_pages"] == 0
+        for b in bufs:
+            b.close()

@@ -361,6 +361,7 @@ pub struct iovaq_domain_opts {
     pub teardown_ns: u64,
     pub teardown_entries: u64,
     pub flags: u64,
+    pub teardown_bytes: u64,
 }
 
 #[repr(C)]

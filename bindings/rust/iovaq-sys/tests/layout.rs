@@ -128,7 +128,8 @@ fn structs_match_c() {
             cpu_flush_wait_ns }
         iovaq_domain_opts { sz, backend, policy, flusher, ring_entries, ring_layout,
             max_window_ns, max_reachable_pages, domain_threshold, reserved, n_reserved, cache,
-            complete, complete_arg, hooks, teardown_ns, teardown_entries, flags }
+            complete, complete_arg, hooks, teardown_ns, teardown_entries, flags,
+            teardown_bytes }
         iovaq_window_report { sz, releases, released_pages, window_p50_ns, window_p99_ns,
             window_p999_ns, window_max_ns, exposure_page_ns, reachable_pages,
             reachable_pages_max, unsafe_reuse, violations, max_window_ns, max_reachable_pages }

@@ -721,6 +721,9 @@ pub struct DomainOptions {
     pub teardown_ns: u64,
     pub teardown_entries: u64,
     pub flags: u64,
+    /// Byte budget of the mappings optimistic teardown keeps (coIOMMU's lazy unpinning);
+    /// 0: none.
+    pub teardown_bytes: u64,
 }
 
 impl Default for DomainOptions {
@@ -738,6 +741,7 @@ impl Default for DomainOptions {
             teardown_ns: 0,
             teardown_entries: 0,
             flags: 0,
+            teardown_bytes: 0,
         }
     }
 }
@@ -856,6 +860,7 @@ impl<'a> Domain<'a> {
         ro.teardown_ns = o.teardown_ns;
         ro.teardown_entries = o.teardown_entries;
         ro.flags = o.flags;
+        ro.teardown_bytes = o.teardown_bytes;
         let mut out = ptr::null_mut();
         check(unsafe { sys::iovaq_domain_create(&ro, &mut out) })?;
         Ok(Domain { ptr: NonNull::new(out).ok_or(Errno::ENOMEM)?, policy: o.policy, shared, _be: PhantomData })

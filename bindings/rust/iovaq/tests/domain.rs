@@ -329,3 +329,23 @@ fn window_hist_is_the_reports_distribution() {
         }
     }
 }
+
+#[test]
+fn teardown_keeps_released_buffers_within_the_byte_budget() {
+    let be = sim();
+    let o = DomainOptions { policy: Policy::Deferred, teardown_ns: 3_600_000_000_000,
+                            teardown_entries: 100, teardown_bytes: 3 * G as u64,
+                            ..Default::default() };
+    let dom = Domain::new(&be, &o).unwrap();
+    // Keep the buffers: a freed one could come back at the same address and be reused.
+    let mut keep = Vec::new();
+    for _ in 0..4 {
+        let m = dom.map(DmaBuf::new(G), Prot::RW, LIMIT_NONE).unwrap();
+        keep.push(dom.unmap(m, 0).unwrap().expect("deferred returns the buffer"));
+    }
+    assert_eq!(dom.stats().unwrap().teardown_hits, 0);
+    assert_eq!(dom.stats().unwrap().teardown_evictions, 1);
+    assert_eq!(be.sim().unwrap().counters().unwrap().mapped_pages, 3);
+    dom.sync().unwrap();
+    assert_eq!(be.sim().unwrap().counters().unwrap().mapped_pages, 0);
+}
