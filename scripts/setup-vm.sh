@@ -54,7 +54,7 @@ run_root() {
 	"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive "$@"
 }
 
-main_pkgs=(busybox-static cpio xz-utils kmod flex bison bc libelf-dev libssl-dev)
+main_pkgs=(busybox-static cpio xz-utils kmod flex bison bc libelf-dev libssl-dev debootstrap libmemcached-tools redis-tools wrk)
 # package:minimum upstream version (compared with dpkg --compare-versions)
 bpo_pkgs=(linux-libc-dev:6.2 qemu-system-x86:1:10)
 
