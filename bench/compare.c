@@ -174,24 +174,22 @@ static void load(struct side *s)
 
 	if (!f)
 		bench_usage_error("cannot read '%s': %s", s->file, strerror(errno));
-	while (text) {
-		size_t got;
+	for (char *t = text; t;) {
+		size_t got = fread(t + len, 1, cap - len, f);
 
+		len += got;
+		if (got == 0)
+			break;
 		if (len == cap) {
-			char *t = realloc(text, cap * 2);
-
+			t = realloc(text, cap * 2);
 			if (!t) {
 				free(text);
-				text = NULL;
+				text = NULL;	/* out of memory: reported below */
 				break;
 			}
 			text = t;
 			cap *= 2;
 		}
-		got = fread(text + len, 1, cap - len, f);
-		len += got;
-		if (got == 0)
-			break;
 	}
 	if (!text || ferror(f))
 		bench_usage_error("cannot read '%s': %s", s->file, text ? strerror(errno) :
