@@ -4,7 +4,7 @@
 
   bench/apps/run-apps.py OUTDIR [--modes strict,lazy,pt] [--nics virtio,e1000e] [--cm off]
                          [--reps 3] [--loads mc,redis_set,redis_get,ng1k,ng1m] [--dur 8]
-                         [--qemu-trace] [--guest-trace] [--kernel K --initrd I]
+                         [--first-rep 0] [--qemu-trace] [--guest-trace] --kernel K --initrd I
 
 Normally run through bench/apps/run.sh, which builds the image first (docs/apps-testbed.md).
 For each repetition, each NIC and each caching mode, the kernel policies are booted in a
@@ -30,7 +30,8 @@ Loads, each bounded in time (the load's own duration, and a hard timeout of dura
 (descriptors by type; the trace costs host time per descriptor, so throughput of a traced run
 is not compared with untraced ones).
 --guest-trace: the guest kernel's iommu:map and iommu:unmap tracefs events during each load,
-saved as OUTDIR/TAG.LOAD.iommu.trace (format: docs/apps-testbed.md).
+saved as OUTDIR/TAG.LOAD.iommu.trace (format: docs/apps-testbed.md); the guest writes them
+where nginx serves them and the host fetches them over HTTP after the load.
 
 Output: OUTDIR/TAG.json per boot (TAG = nic-cmX-mode-rN), OUTDIR/TAG.console, the loads'
 output as OUTDIR/TAG.LOAD.out. Exit 0 when every boot reached READY and every load gave a
@@ -46,6 +47,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -155,7 +157,10 @@ class Ctl:
             if left <= 0:
                 raise RuntimeError(f'guest control: no answer to {c!r} within {timeout} s')
             self.s.settimeout(left)
-            d = self.s.recv(65536)
+            try:
+                d = self.s.recv(65536)
+            except socket.timeout:
+                raise RuntimeError(f'guest control: no answer to {c!r} within {timeout} s')
             if not d:
                 raise RuntimeError('guest control: port closed')
             self.buf += d
@@ -232,7 +237,8 @@ def run_one(a, tag, mode, nic, cm):
                 txt = open(console, errors='replace').read()
             except FileNotFoundError:
                 txt = ''
-            if 'iovaq-apps: READY' in txt or 'iovaq-apps: FAIL' in txt:
+            # Whole lines only: QEMU writes the console a byte at a time.
+            if re.search(r'iovaq-apps: (READY|FAIL) [^\n]*\n', txt):
                 break
             time.sleep(0.5)
         m = re.search(r'iovaq-apps: READY uptime=([\d.]+)', txt)
@@ -258,6 +264,9 @@ def run_one(a, tag, mode, nic, cm):
                 + (' — the kernel printed "batching disallowed"' if res['batching_disallowed'] else ''))
         ctl = None
         if a.guest_trace:
+            if not re.search(r'iovaq-apps: READY .*control=1', txt):
+                res['error'] = 'boot: the guest has no control port (/dev/ttyS1) for --guest-trace'
+                return res
             ctl = Ctl(ctlpath)
         _, toff = count_trace(qtrace, 0)
         res['boot_inv'] = _
@@ -273,7 +282,10 @@ def run_one(a, tag, mode, nic, cm):
                 lout = p.stdout + p.stderr
                 rc = p.returncode
             except subprocess.TimeoutExpired as e:
-                lout = f'TIMEOUT after {a.dur + 60} s\n' + (e.stdout or b'').decode(errors='replace')
+                part = e.stdout or b''
+                if isinstance(part, bytes):
+                    part = part.decode(errors='replace')
+                lout = f'TIMEOUT after {a.dur + 60} s\n' + part
                 rc = 'timeout'
             el = time.time() - ts
             c1 = thread_cpu(q.pid)
@@ -297,8 +309,15 @@ def run_one(a, tag, mode, nic, cm):
                 st = ctl.cmd('trace-stop')
                 r['guest_trace_stat'] = st
                 tpath = f'{out}/{tag}.{ld}.iommu.trace'
-                with open(tpath, 'w') as tf:
-                    ctl.cmd('trace-dump', timeout=600, out=tf)
+                saved = ctl.cmd('trace-save', timeout=300)
+                want = int(re.search(r'bytes=(\d+)', ' '.join(saved)).group(1))
+                # Through nginx and the NIC: after trace-stop, so the fetch is not in the trace.
+                url = f'http://127.0.0.1:{ports["http"]}/iommu.trace'
+                with urllib.request.urlopen(url, timeout=300) as resp, open(tpath, 'wb') as tf:
+                    shutil.copyfileobj(resp, tf)
+                got = os.path.getsize(tpath)
+                if got != want:
+                    raise RuntimeError(f'guest trace: fetched {got} bytes of {want}')
                 r['guest_trace'] = os.path.basename(tpath)
             open(f'{out}/{tag}.{ld}.out', 'w').write(lout)
             res['loads'][ld] = r
@@ -325,6 +344,8 @@ def main():
     ap.add_argument('--nics', default='virtio')
     ap.add_argument('--cm', default='off', help='caching modes, e.g. off or off,on')
     ap.add_argument('--reps', type=int, default=3)
+    ap.add_argument('--first-rep', type=int, default=0,
+                    help='number of the first repetition (to add repetitions to a series)')
     ap.add_argument('--loads', default=','.join(LOADS))
     ap.add_argument('--dur', type=int, default=8, help='seconds per load')
     ap.add_argument('--boot-timeout', type=int, default=300)
@@ -362,7 +383,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     bad = 0
     try:
-        for rep in range(a.reps):
+        for rep in range(a.first_rep, a.first_rep + a.reps):
             for nic in a.nics.split(','):
                 for cm in a.cm.split(','):
                     order = a.modes[rep % len(a.modes):] + a.modes[:rep % len(a.modes)]

@@ -45,6 +45,8 @@ def main():
     failed = [r for r in runs if not r.get('ok')]
     tput = collections.defaultdict(list)   # (nic, cm, load, label) -> [rps]
     qcpu = collections.defaultdict(list)   # (nic, cm, load, label) -> [vCPU s per s]
+    eff = collections.defaultdict(list)    # (nic, cm, load, label) -> [requests per vCPU s]
+    lavg = collections.defaultdict(list)   # (nic, cm, label) -> [host load average]
     inv = {}                                # (nic, cm, load, label) -> {desc: per request}
     boots = collections.defaultdict(list)
     labels = set()
@@ -61,10 +63,14 @@ def main():
                     inv[k] = v['inv_per_req']
                 continue
             tput[k].append(v['rps'])
+            lavg[(r['nic'], r['cm'], lb)].append(float(v.get('loadavg', 'nan')))
             cpu = v.get('qemu_cpu_s', {})
             vcpu = sum(s for t, s in cpu.items() if '/TCG' in t)
             main = sum(s for t, s in cpu.items() if '/TCG' not in t)
             qcpu[k].append((vcpu / v['elapsed_s'], main / v['elapsed_s']))
+            req = v.get('requests') or v['rps'] * v['elapsed_s']
+            if vcpu > 0:
+                eff[k].append(req / vcpu)
     order = [m for m in MODES if m in labels] + sorted(labels - set(MODES))
     cfgs = sorted({(k[0], k[1]) for k in tput} | {(k[0], k[1]) for k in inv})
     for nic, cm in cfgs:
@@ -85,6 +91,23 @@ def main():
                 ratio = (f'{med["pt"] / med["strict"]:.2f}' if 'pt' in med and 'strict' in med
                          and med['strict'] else '-')
                 print(f'| {name} | ' + ' | '.join(cells) + f' | {ratio} |')
+            print('\nRequests (nginx 1 MiB: MiB) per CPU second of the TCG vCPU thread, median '
+                  '[runs]: the guest\'s work per emulated CPU time, less sensitive to how much '
+                  'of the host the vCPU thread got:\n')
+            print('| load | ' + ' | '.join(cols) + ' | pt / strict |')
+            print('|---|' + '---:|' * (len(cols) + 1))
+            for ld, name in LOADS:
+                cells, med = [], {}
+                for m in cols:
+                    v = eff.get((nic, cm, ld, m), [])
+                    if v:
+                        med[m] = statistics.median(v)
+                        cells.append(f'{fmt(med[m])} [{", ".join(fmt(x) for x in v)}]')
+                    else:
+                        cells.append('-')
+                ratio = (f'{med["pt"] / med["strict"]:.2f}' if 'pt' in med and 'strict' in med
+                         and med['strict'] else '-')
+                print(f'| {ld} | ' + ' | '.join(cells) + f' | {ratio} |')
             print('\nQEMU CPU per wall second during the load, median (TCG vCPU thread / other '
                   'threads: main loop with slirp, I/O):\n')
             print('| load | ' + ' | '.join(cols) + ' |')
@@ -96,6 +119,8 @@ def main():
                     cells.append(f'{statistics.median(x[0] for x in v):.2f} / '
                                  f'{statistics.median(x[1] for x in v):.2f}' if v else '-')
                 print(f'| {ld} | ' + ' | '.join(cells) + ' |')
+            print('| host load average (1 min, median over loads) | ' + ' | '.join(
+                f'{statistics.median(lavg[(nic, cm, m)]):.1f}' for m in cols) + ' |')
         if any(k[:2] == (nic, cm) for k in inv):
             print(f'\n### VT-d invalidation descriptors per request: {nic}, caching-mode={cm} '
                   '(one traced run; page-selective IOTLB / domain IOTLB / wait)\n')
