@@ -10,14 +10,21 @@
 #   valgrind  build/ci-plain  the unit tier of the plain build under valgrind memcheck
 #   analyze   build/ci-analyze  cppcheck and clang-tidy over src/ and bench/, no findings
 #                             (scripts/analyze.sh; disabled checks explained in .clang-tidy)
+#   abi       build/ci-abi    the version script agrees with the version, and abidiff finds no
+#                             incompatible change against extras/abi/ (scripts/abi-check.sh)
+#   coverage  build/ci-coverage gcovr line coverage of src/core/ by the unit, contract and
+#                             stress tiers, at least 90% (scripts/coverage.sh)
 #   fuzz      build/ci-fuzz   Clang, ASan+UBSan: every libFuzzer target for a bounded time on
 #                             its seed corpus (scripts/fuzz.sh; IOVAQ_FUZZ_SECONDS, default 60)
 #   vm        build/ci-vm     the VM tier: contract suite for iommufd and vfio-type1 in QEMU
 #                             guests with emulated VT-d, on Debian's 6.12 and a minimal 6.12
-#                             kernel built once and cached (scripts/vm-test.sh)
+#                             kernel built once and cached (scripts/vm-test.sh); then the
+#                             kernel module (kernel-glue/) built for both kernels and tested
+#                             in their guests (tests/vm/kglue/run.sh)
 #
 # Environment:
-#   IOVAQ_TEST_CONFIGS   configurations to run, in order (default "plain asan tsan valgrind analyze fuzz vm")
+#   IOVAQ_TEST_CONFIGS   configurations to run, in order
+#                        (default "plain asan tsan valgrind analyze abi coverage fuzz vm")
 #   IOVAQ_VALGRIND_TEST_SCALE  IOVAQ_TEST_SCALE under valgrind (default 0.1)
 #   (the tsan and valgrind runs set IOVAQ_TEST_SLOW=1: tests then skip wall-clock judgements)
 #   CI                   accepted (CI=true); the script behaves the same either way
@@ -30,13 +37,13 @@ set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
 
-configs=${IOVAQ_TEST_CONFIGS:-plain asan tsan valgrind analyze fuzz vm}
+configs=${IOVAQ_TEST_CONFIGS:-plain asan tsan valgrind analyze abi coverage fuzz vm}
 for c in $configs; do
 	case $c in
-	plain | asan | tsan | valgrind | analyze | fuzz | vm) ;;
+	plain | asan | tsan | valgrind | analyze | abi | coverage | fuzz | vm) ;;
 	*)
 		echo "test.sh: unknown configuration '$c' in IOVAQ_TEST_CONFIGS" \
-			"(known: plain asan tsan valgrind analyze fuzz vm)" >&2
+			"(known: plain asan tsan valgrind analyze abi coverage fuzz vm)" >&2
 		exit 2
 		;;
 	esac
@@ -116,8 +123,9 @@ run_tsan() {
 		-E '^install$'
 }
 
-# Valgrind memcheck over the unit tier of the plain build (install test excluded; header tests
-# are not in the unit tier).
+# Valgrind memcheck over the unit tier of the plain build (the install and USDT checks, shell
+# scripts that look at the built files, excluded: memcheck would judge cmake, readelf and sort;
+# header tests are not in the unit tier).
 #
 # Criterion 2.4.1 runs each test in a worker process that it starts with fork+exec (BoxFort),
 # and it reports a test as passed even if the worker then exits non-zero, so valgrind's
@@ -140,7 +148,8 @@ import glob, json, os, re, shutil, subprocess, sys
 bdir, logroot = sys.argv[1], sys.argv[2]
 scale = os.environ.get("IOVAQ_VALGRIND_TEST_SCALE", "0.1")
 listing = subprocess.run(
-    ["ctest", "--test-dir", bdir, "-L", "unit", "-E", "^install$", "--show-only=json-v1"],
+    ["ctest", "--test-dir", bdir, "-L", "unit", "-E", "^(install|usdt_probes)$",
+     "--show-only=json-v1"],
     check=True, capture_output=True, text=True).stdout
 tests = json.loads(listing).get("tests", [])
 if not tests:
@@ -210,12 +219,21 @@ run_analyze() {
 	bash "$top/scripts/analyze.sh"
 }
 
+run_abi() {
+	bash "$top/scripts/abi-check.sh"
+}
+
+run_coverage() {
+	bash "$top/scripts/coverage.sh"
+}
+
 run_fuzz() {
 	bash "$top/scripts/fuzz.sh"
 }
 
 run_vm() {
 	bash "$top/scripts/vm-test.sh"
+	bash "$top/tests/vm/kglue/run.sh" -o "$top/build/ci-kglue" all
 }
 
 section "setup (scripts/setup.sh)"
@@ -229,6 +247,8 @@ for c in $configs; do
 	tsan) section "tsan: IOVAQ_SANITIZE=thread, IOVAQ_DEBUG, scale 0.1 (build/ci-tsan)" ;;
 	valgrind) section "valgrind: memcheck over the unit tier of build/ci-plain" ;;
 	analyze) section "analyze: cppcheck and clang-tidy (build/ci-analyze)" ;;
+	abi) section "abi: version script and abidiff against extras/abi/ (build/ci-abi)" ;;
+	coverage) section "coverage: gcovr over src/core/ (build/ci-coverage)" ;;
 	fuzz) section "fuzz: libFuzzer targets, Clang ASan+UBSan (build/ci-fuzz)" ;;
 	vm) section "vm: iommufd and vfio-type1 in QEMU guests with emulated VT-d (build/ci-vm)" ;;
 	esac
