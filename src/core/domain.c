@@ -591,19 +591,6 @@ static uint64_t queued_entries(const struct iovaq_domain *d)
 	return n;
 }
 
-/* The oldest queued release's t_release, or UINT64_MAX (racy without the ring locks). */
-static uint64_t oldest_release(const struct iovaq_domain *d)
-{
-	uint64_t t = UINT64_MAX, v;
-	uint32_t i;
-
-	for (i = 0; i < d->nr_rings; i++) {
-		v = IOVAQ_READ_ONCE(d->rings[i].t_oldest);
-		if (v < t)
-			t = v;
-	}
-	return t;
-}
 
 static void rings_lock(struct iovaq_domain *d)
 {
@@ -743,13 +730,12 @@ done:
  * leaves the flush time to finish inside it. The margin is a quarter of the bound, or the
  * backend's estimate of flushing the whole queue if that is more (under caching mode a long
  * queue takes milliseconds to flush): its commands per entry as recent flushes merged them,
- * one per entry before any flush. No lock needed.
+ * one per entry before any flush. @n: entries queued.
  */
-static uint64_t age_budget(const struct iovaq_domain *d)
+static uint64_t age_budget(const struct iovaq_domain *d, uint64_t n)
 {
 	uint64_t est = d->caps.cost_flush_ns +
-		       ((queued_entries(d) * IOVAQ_READ_ONCE(d->cmds_per_entry)) >> 10) *
-			       d->caps.cost_cmd_ns;
+		       ((n * IOVAQ_READ_ONCE(d->cmds_per_entry)) >> 10) * d->caps.cost_cmd_ns;
 	uint64_t margin = d->max_window / 4 > est ? d->max_window / 4 : est;
 
 	return margin >= d->max_window ? 0 : d->max_window - margin;
@@ -758,9 +744,17 @@ static uint64_t age_budget(const struct iovaq_domain *d)
 /* When the oldest queued entry is due (UINT64_MAX: nothing queued). */
 static uint64_t age_deadline(const struct iovaq_domain *d)
 {
-	uint64_t t = oldest_release(d);
+	uint64_t t = UINT64_MAX, n = 0, v;
+	uint32_t i;
 
-	return t == UINT64_MAX ? t : t + age_budget(d);
+	/* One pass over the rings (every map and unmap comes here): racy reads, no lock. */
+	for (i = 0; i < d->nr_rings; i++) {
+		v = IOVAQ_READ_ONCE(d->rings[i].t_oldest);
+		if (v < t)
+			t = v;
+		n += IOVAQ_READ_ONCE(d->rings[i].n);
+	}
+	return t == UINT64_MAX ? t : t + age_budget(d, n);
 }
 
 /* Flush if the oldest entry is due (every call into the domain checks, without a lock). */

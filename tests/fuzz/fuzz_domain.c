@@ -62,6 +62,7 @@ struct rel {
 #define RELS 64
 
 static struct {
+	int trace;		/* FUZZ_TRACE set: print every step (to replay a crash input) */
 	struct rel rel[RELS];
 	struct iovaq_backend *be;
 	struct iovaq_sim *sim;
@@ -191,7 +192,7 @@ static void device_read(iovaq_iova_t iova, uint64_t pages, int must_be_safe)
 		if (res.stale_pages)
 			FAIL("the device reached a stale page at 0x%llx after t_safe",
 			     (unsigned long long)(iova + p * G));
-		if (!err && getenv("FUZZ_TRACE")) {
+		if (!err && F.trace) {
 			for (int k = 0; k < RELS; k++)
 				if (F.rel[k].cookie)
 					fprintf(stderr, "rel %d: 0x%llx +%llu cookie %llx\n", k,
@@ -456,7 +457,7 @@ static void step_arena(unsigned int arg)
 				FAIL("arena reserve: %d", err);
 			if (err)
 				A->a = NULL;
-			else if (getenv("FUZZ_TRACE"))
+			else if (F.trace)
 				fprintf(stderr, "arena reserved at 0x%llx\n",
 					(unsigned long long)iovaq_arena_base(A->a));
 			memset(A->linked, 0, sizeof(A->linked));
@@ -470,7 +471,7 @@ static void step_arena(unsigned int arg)
 		if (A->a && !A->linked[idx]) {
 			err = iovaq_arena_link(A->a, idx, F.arena_buf + idx * G, G,
 					       IOVAQ_PROT_READ | IOVAQ_PROT_WRITE, NULL);
-			if (getenv("FUZZ_TRACE"))
+			if (F.trace)
 				fprintf(stderr, "arena link %u: %d\n", idx, err);
 			if (!err) {
 				A->linked[idx] = 1;
@@ -484,7 +485,7 @@ static void step_arena(unsigned int arg)
 	case 4:
 		if (A->a && A->linked[idx]) {
 			err = iovaq_arena_unlink(A->a, idx, G);
-			if (getenv("FUZZ_TRACE"))
+			if (F.trace)
 				fprintf(stderr, "arena unlink %u: %d\n", idx, err);
 			if (!err) {
 				A->linked[idx] = 0;
@@ -534,6 +535,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (trace < 0)	/* FUZZ_TRACE=1: print every step (to replay a crash input) */
 		trace = getenv("FUZZ_TRACE") != NULL;
+	F.trace = trace;
 
 	if (!F.arena_buf) {
 		F.arena_buf = aligned_alloc(G, ARENA_PAGES * G);
