@@ -16,6 +16,7 @@
 #   python3                            scripts/test.sh (valgrind runner)
 #   gcovr                              coverage report (scripts/coverage.sh)
 #   systemtap-sdt-dev                  <sys/sdt.h>: the USDT trace points (docs/tracing.md)
+#   bpftrace                           the test that the probes fire (tests/usdt/fire-probes.sh)
 #   abigail-tools                      abidw/abidiff: ABI check (scripts/abi-check.sh)
 #   python3-pytest python3-matplotlib  Python bindings' tests and example plot (bindings/)
 
@@ -25,7 +26,7 @@ packages=(
 	build-essential cmake pkg-config
 	liburcu-dev libjemalloc-dev libcriterion-dev
 	valgrind gnuplot-nox clang libclang-rt-14-dev python3 gcovr systemtap-sdt-dev
-	abigail-tools
+	bpftrace abigail-tools
 	python3-pytest python3-matplotlib
 )
 

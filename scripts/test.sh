@@ -148,7 +148,7 @@ import glob, json, os, re, shutil, subprocess, sys
 bdir, logroot = sys.argv[1], sys.argv[2]
 scale = os.environ.get("IOVAQ_VALGRIND_TEST_SCALE", "0.1")
 listing = subprocess.run(
-    ["ctest", "--test-dir", bdir, "-L", "unit", "-E", "^(install|usdt_probes)$",
+    ["ctest", "--test-dir", bdir, "-L", "unit", "-E", "^(install|usdt_probes|usdt_fire)$",
      "--show-only=json-v1"],
     check=True, capture_output=True, text=True).stdout
 tests = json.loads(listing).get("tests", [])
