@@ -325,6 +325,9 @@ int bench_compare_main(int argc, char **argv);
 void bench_compare_help(FILE *f);
 int bench_soak_main(int argc, char **argv);	/* bench/soak.c */
 void bench_soak_help(FILE *f);
+/* bench/replay.c: "iovaq-bench replay TRACE", a guest IOMMU trace through every policy. */
+int bench_replay_main(int argc, char **argv);
+void bench_replay_help(FILE *f);
 
 /* ---- bench/run.c: one policy on one DMA workload, for "run" and "matrix" ----------------- */
 

@@ -34,6 +34,9 @@ static const struct bench_cmd commands[] = {
 	  "[--pattern NAME] [OPTIONS]", bench_sim_main, bench_sim_help },
 	{ "soak", "long-lived domains under every policy for N ops: RSS drift, invariants",
 	  "[--ops N] [OPTIONS]", bench_soak_main, bench_soak_help },
+	{ "replay", "a guest IOMMU trace through every policy on the sim (matrix metrics)",
+	  "TRACE [--policies LIST] [--models LIST] [--pace NAME] [--json]", bench_replay_main,
+	  bench_replay_help },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
