@@ -509,8 +509,9 @@ IOVAQ_API int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len
  * Unlink may have synced already on its own, to keep the reachable-pages bound; the cookie
  * then comes back once those syncs are safe (at once if they are).
  * Return: 0; -ENOMEM (safe-deferred without a callback: no completion slot; nothing changes);
- * or (strict) the flush error, the pages then stay QUEUED and the next iovaq_domain_sync()
- * retries.
+ * or (strict) the flush error, the pages then stay QUEUED and the next iovaq_domain_sync(),
+ * or the next iovaq_arena_sync() of this arena, retries (strict: a sync that returns 0 leaves
+ * nothing of the arena reachable).
  */
 IOVAQ_API int iovaq_arena_sync(struct iovaq_arena *a, uint64_t cookie);
 

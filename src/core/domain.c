@@ -1722,6 +1722,9 @@ int iovaq_arena_sync(struct iovaq_arena *a, uint64_t cookie)
 	iovaq_lock(&d->lock);
 	pending = IOVAQ_READ_ONCE(a->pending);
 	iovaq_unlock(&d->lock);
+	if (d->policy == IOVAQ_POLICY_STRICT && pending)
+		/* An earlier strict sync failed and is still queued: strict retries it now. */
+		return flush_queue(d, FR_SYNC);
 	if (d->policy == IOVAQ_POLICY_SAFE_DEFERRED && pending) {
 		struct qent q = { .iova = a->base, .pages = a->pages, .arena = a, .seq = a->seq,
 				  .t_release = iovaq_now_ns(), .cookie = cookie, .notify = 1,

@@ -412,6 +412,9 @@ static void step_sync(void)
 {
 	int err = iovaq_domain_sync(F.dom);
 
+	if (F.trace)
+		fprintf(stderr, "sync: %d\n", err);
+
 	if (!err)
 		all_safe();
 	else if (err != -EIO && err != -ENOMEM)
@@ -499,6 +502,8 @@ static void step_arena(unsigned int arg)
 		if (A->a) {
 			A->cookie = ARENA_COOKIE | ++F.next_cookie;
 			err = iovaq_arena_sync(A->a, A->cookie);
+			if (F.trace)
+				fprintf(stderr, "arena sync: %d\n", err);
 			if (err && err != -EIO && err != -ENOMEM)
 				FAIL("arena sync: %d", err);
 			if (err == -ENOMEM)

@@ -88,6 +88,51 @@ Test(regress, arena_release_with_refused_unlink_is_finished_by_sync)
 }
 
 /*
+ * Found 2026-11-22 by the long fuzz run (strict, a flush failure armed): a strict
+ * iovaq_arena_sync() whose invalidation failed left its pages queued, as documented, but the
+ * next iovaq_arena_sync() of the arena, with nothing unlinked since, returned 0 without
+ * retrying it: the device still reached the page through its IOTLB after a successful strict
+ * sync. Now a strict arena sync retries the arena's failed sync and returns its outcome.
+ */
+Test(regress, strict_arena_sync_retries_a_failed_sync)
+{
+	struct iovaq_backend *be = du_sim_open(0);
+	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = IOVAQ_POLICY_STRICT,
+		   .max_window_ns = BIG_WINDOW);
+	struct iovaq_domain *dom = du_domain(&o);
+	uint8_t *buf = du_buf(1, 3);
+	struct iovaq_arena *a;
+	iovaq_iova_t base;
+	uint64_t stale;
+
+	DU_OK(iovaq_arena_reserve(dom, 4, IOVAQ_LIMIT_NONE, &a));
+	base = iovaq_arena_base(a);
+	DU_OK(iovaq_arena_link(a, 0, buf, 4096, IOVAQ_PROT_READ, NULL));
+	cr_assert_eq(read_page(be, base, &stale), 0);	/* the IOTLB now holds the page */
+	DU_OK(iovaq_arena_unlink(a, 0, 4096));
+	du_fail_nth(be, IOVAQ_SIM_OP_FLUSH, 1, -EIO);
+	cr_assert_eq(iovaq_arena_sync(a, 1), -EIO);
+	cr_assert_eq(iovaq_arena_link(a, 0, buf, 4096, IOVAQ_PROT_READ, NULL), -EBUSY,
+		     "a page whose sync failed was linked again");
+	DU_CHECK(dom);
+
+	/* Another failure is reported again; then the retry succeeds. */
+	du_fail_nth(be, IOVAQ_SIM_OP_FLUSH, 1, -EIO);
+	cr_assert_eq(iovaq_arena_sync(a, 2), -EIO);
+	DU_OK(iovaq_arena_sync(a, 3));
+	expect_unreachable(be, base);
+	cr_assert_eq(du_win(dom).reachable_pages, 0);
+	DU_CHECK(dom);
+	DU_OK(iovaq_arena_link(a, 0, buf, 4096, IOVAQ_PROT_READ, NULL));
+	iovaq_arena_release(a);
+	DU_CHECK(dom);
+	iovaq_domain_destroy(dom);
+	cr_assert_eq(du_simc(be).mapped_pages, 0);
+	iovaq_backend_close(be);
+	free(buf);
+}
+
+/*
  * Found with the one above: under optimistic teardown, a kept mapping whose eviction the
  * backend refused stayed mapped while iovaq_domain_sync() returned 0. Now sync returns the
  * refusal, and the next sync evicts it.
