@@ -4,13 +4,18 @@
  * the oldest) run inside the kernel on the bound device, so that no system call is counted.
  * DOMAIN mode goes through libiovaq's domain and the kernel backend; RAW_STRICT is the
  * baseline the kernel offers without the library: iommu_map() + iommu_unmap() per page.
+ * RAW_ARENA makes the IOMMU calls the library's ARENA path makes (with one-page groups, those
+ * of its DOMAIN path under strict), with nothing else: the difference is the library's own
+ * cost (the core, the backend's bookkeeping, building the scatterlist).
  *
  * ARENA mode (F&S, SOSP'24): the ring is cut into groups of @arena_pages consecutive slots,
  * each with an arena of its own (one contiguous, size-aligned IOVA chunk). The group's pages
  * are vmapped once, before the clock starts, so that one iovaq_arena_link() covers the group:
  * the backend maps it with one iommu_map_sg() (one map-side sync, where per-page iommu_map()
  * syncs each page under caching mode), and one unlink + iovaq_arena_sync() releases it with
- * one unmap and one command. A link that finds its arena not yet safe since the last unlink
+ * one unmap and one command. When @count is not a multiple of @arena_pages, the last link
+ * covers the first count % arena_pages pages of its group only, so that exactly @count pages
+ * are mapped and unmapped. A link that finds its arena not yet safe since the last unlink
  * (-EBUSY) waits for it with iovaq_domain_sync(), as a driver would.
  */
 #include <linux/module.h>
@@ -20,6 +25,7 @@
 #include <linux/ktime.h>
 #include <linux/vmalloc.h>
 #include <linux/log2.h>
+#include <linux/scatterlist.h>
 
 #include <uapi/iovaq/kshim.h>
 #include "iovaq_kshim.h"
@@ -74,11 +80,102 @@ static int bench_raw(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void
 	return err;
 }
 
+/*
+ * RAW_ARENA: groups of @arena_pages ring slots at consecutive, group-aligned IOVAs, each
+ * mapped with one iommu_map_sgtable() of a table built before the clock starts, and released
+ * with one iommu_unmap_fast() and one iommu_iotlb_sync(). The last link is partial when
+ * @count is not a multiple of @arena_pages, as in ARENA mode.
+ */
+static int bench_raw_arena(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void **bufs)
+{
+	struct iommu_domain *dom = iovaq_kbackend_domain(be);
+	struct iovaq_backend_caps c = { .sz = sizeof(c) };
+	u32 a = b->arena_pages, ng = b->ring / a, n = DIV_ROUND_UP(b->count, a);
+	u32 rem = b->count - (n - 1) * a;	/* pages of the last link */
+	struct sg_table *sgt, *last;
+	struct page **pages;
+	u32 *linked;
+	u64 base, t0;
+	u32 i, j;
+	int err;
+
+	err = iovaq_backend_get_caps(be, &c);
+	if (err)
+		return err;
+	base = round_up(c.apertures[0].start, (u64)a << PAGE_SHIFT);
+	if (base > c.apertures[0].last || c.apertures[0].last - base < (u64)b->ring << PAGE_SHIFT)
+		return -ENOSPC;
+	/* One table per group, and one more for the partial last link. */
+	sgt = kvcalloc(ng + 1, sizeof(*sgt), GFP_KERNEL);
+	linked = kvcalloc(ng, sizeof(*linked), GFP_KERNEL);
+	pages = kvcalloc(a, sizeof(*pages), GFP_KERNEL);
+	if (!sgt || !linked || !pages) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i <= ng && !err; i++) {
+		u32 k = i < ng ? i : (n - 1) % ng;
+		u32 np = i < ng ? a : rem;
+
+		for (j = 0; j < np; j++)
+			pages[j] = virt_to_page(bufs[k * a + j]);
+		err = sg_alloc_table_from_pages(&sgt[i], pages, np, 0, (size_t)np << PAGE_SHIFT,
+						GFP_KERNEL);
+	}
+	if (err)
+		goto out;
+	last = &sgt[ng];
+	t0 = ktime_get_ns();
+	for (i = 0; i < n + ng; i++) {
+		u32 k = i % ng;
+		u64 iova = base + ((u64)k * a << PAGE_SHIFT);
+
+		if (i >= ng) {
+			struct iommu_iotlb_gather g;
+			size_t len = (size_t)linked[k] << PAGE_SHIFT;
+
+			iommu_iotlb_gather_init(&g);
+			if (iommu_unmap_fast(dom, iova, len, &g) != len) {
+				err = -EIO;
+				break;
+			}
+			linked[k] = 0;
+			iommu_iotlb_sync(dom, &g);
+			b->unmaps++;
+			b->syncs++;
+		}
+		if (i < n) {
+			struct sg_table *t = i == n - 1 ? last : &sgt[k];
+			u32 np = i == n - 1 ? rem : a;
+			ssize_t mapped = iommu_map_sgtable(dom, iova, t, IOMMU_READ | IOMMU_WRITE);
+
+			if (mapped != (ssize_t)np << PAGE_SHIFT) {
+				err = mapped < 0 ? mapped : -ENOMEM;
+				break;
+			}
+			linked[k] = np;
+			b->maps++;
+		}
+	}
+	b->elapsed_ns = ktime_get_ns() - t0;
+	if (err)	/* nothing may stay mapped behind the backend's back */
+		iommu_unmap(dom, base, (size_t)b->ring << PAGE_SHIFT);
+out:
+	if (sgt)
+		for (i = 0; i <= ng; i++)
+			sg_free_table(&sgt[i]);
+	kvfree(sgt);
+	kvfree(linked);
+	kvfree(pages);
+	return err;
+}
+
 /* ARENA mode: one arena and one vmap per group of @a consecutive ring slots. */
 struct arenas {
 	u32 n, a;
 	struct iovaq_arena **ar;
 	void **vm;
+	u32 *linked;	/* pages of the group's current link (its unlink must match) */
 };
 
 static void arenas_free(struct arenas *g)
@@ -93,6 +190,7 @@ static void arenas_free(struct arenas *g)
 	}
 	kvfree(g->ar);
 	kvfree(g->vm);
+	kvfree(g->linked);
 }
 
 static int arenas_init(struct iovaq_domain *d, struct arenas *g, void **bufs, u32 ring, u32 a)
@@ -105,8 +203,9 @@ static int arenas_init(struct iovaq_domain *d, struct arenas *g, void **bufs, u3
 	g->a = a;
 	g->ar = kvcalloc(g->n, sizeof(*g->ar), GFP_KERNEL);
 	g->vm = kvcalloc(g->n, sizeof(*g->vm), GFP_KERNEL);
+	g->linked = kvcalloc(g->n, sizeof(*g->linked), GFP_KERNEL);
 	pages = kvcalloc(a, sizeof(*pages), GFP_KERNEL);
-	if (!g->ar || !g->vm || !pages) {
+	if (!g->ar || !g->vm || !g->linked || !pages) {
 		kvfree(pages);
 		return -ENOMEM;
 	}
@@ -123,17 +222,35 @@ static int arenas_init(struct iovaq_domain *d, struct arenas *g, void **bufs, u3
 	return err;
 }
 
-/* Link group @k of the ring, waiting for its arena's last unlink to be safe if need be. */
-static int arena_link(struct iovaq_domain *d, struct arenas *g, u32 k)
+/*
+ * Link the first @pages pages of group @k, waiting for its arena's last unlink to be safe if
+ * need be.
+ */
+static int arena_link(struct iovaq_domain *d, struct arenas *g, u32 k, u32 pages)
 {
-	int err = iovaq_arena_link(g->ar[k], 0, g->vm[k], (size_t)g->a << PAGE_SHIFT,
-				   IOVAQ_PROT_READ | IOVAQ_PROT_WRITE, NULL);
+	size_t len = (size_t)pages << PAGE_SHIFT;
+	int err = iovaq_arena_link(g->ar[k], 0, g->vm[k], len, IOVAQ_PROT_READ | IOVAQ_PROT_WRITE,
+				   NULL);
 
 	if (err == -EBUSY) {
 		err = iovaq_domain_sync(d);
 		if (!err)
-			err = iovaq_arena_link(g->ar[k], 0, g->vm[k], (size_t)g->a << PAGE_SHIFT,
+			err = iovaq_arena_link(g->ar[k], 0, g->vm[k], len,
 					       IOVAQ_PROT_READ | IOVAQ_PROT_WRITE, NULL);
+	}
+	if (!err)
+		g->linked[k] = pages;
+	return err;
+}
+
+/* Unlink group @k's current link and sync its arena with one command. */
+static int arena_unlink(struct arenas *g, u32 k, u64 cookie)
+{
+	int err = iovaq_arena_unlink(g->ar[k], 0, (size_t)g->linked[k] << PAGE_SHIFT);
+
+	if (!err) {
+		g->linked[k] = 0;
+		err = iovaq_arena_sync(g->ar[k], cookie);
 	}
 	return err;
 }
@@ -173,18 +290,18 @@ static int bench_domain(struct iovaq_backend *be, struct iovaq_kshim_bench *b, v
 	iovaq_kbackend_counters(be, &c0);
 	t0 = ktime_get_ns();
 	if (arena) {
-		/* Whole groups: map the newest group, release the oldest. */
-		n = b->count / g.a;
+		/*
+		 * Map the newest group, release the oldest; the last link may be partial, so
+		 * that @count pages in all are mapped.
+		 */
+		n = DIV_ROUND_UP(b->count, g.a);
 		for (i = 0; i < n + g.n && !err; i++) {
 			u32 k = i % g.n;
 
-			if (i >= g.n) {
-				err = iovaq_arena_unlink(g.ar[k], 0, (size_t)g.a << PAGE_SHIFT);
-				if (!err)
-					err = iovaq_arena_sync(g.ar[k], i);
-			}
+			if (i >= g.n)
+				err = arena_unlink(&g, k, i);
 			if (!err && i < n)
-				err = arena_link(d, &g, k);
+				err = arena_link(d, &g, k, min(g.a, b->count - i * g.a));
 		}
 	} else {
 		for (i = 0; i < b->count + b->ring && !err; i++) {
@@ -232,12 +349,13 @@ int iovaq_kbench_run(struct iovaq_backend *be, struct iovaq_kshim_bench *b)
 	int err;
 
 	if (b->reserved || !b->count || b->count > 1000000 || !b->ring || b->ring > 4096 ||
-	    b->mode > IOVAQ_KSHIM_BENCH_RAW_STRICT || b->policy >= IOVAQ_POLICY_NR)
+	    b->mode > IOVAQ_KSHIM_BENCH_RAW_ARENA || b->policy >= IOVAQ_POLICY_NR)
 		return -EINVAL;
-	if (b->mode == IOVAQ_KSHIM_BENCH_ARENA &&
+	if ((b->mode == IOVAQ_KSHIM_BENCH_ARENA || b->mode == IOVAQ_KSHIM_BENCH_RAW_ARENA) &&
 	    (!b->arena_pages || b->arena_pages > 4096 || !is_power_of_2(b->arena_pages) ||
-	     b->ring % b->arena_pages || b->count % b->arena_pages ||
-	     b->policy == IOVAQ_POLICY_PASSTHROUGH))
+	     b->ring % b->arena_pages))
+		return -EINVAL;
+	if (b->mode == IOVAQ_KSHIM_BENCH_ARENA && b->policy == IOVAQ_POLICY_PASSTHROUGH)
 		return -EINVAL;
 	iovaq_kbackend_counters(be, &c);
 	if (c.live_maps)
@@ -254,6 +372,8 @@ int iovaq_kbench_run(struct iovaq_backend *be, struct iovaq_kshim_bench *b)
 	}
 	if (b->mode == IOVAQ_KSHIM_BENCH_RAW_STRICT)
 		err = bench_raw(be, b, bufs);
+	else if (b->mode == IOVAQ_KSHIM_BENCH_RAW_ARENA)
+		err = bench_raw_arena(be, b, bufs);
 	else
 		err = bench_domain(be, b, bufs);
 	free_ring(bufs, b->ring);

@@ -223,6 +223,12 @@ enum {
 	IOVAQ_KSHIM_BENCH_DOMAIN = 0,	/* the library's domain, under @policy */
 	IOVAQ_KSHIM_BENCH_ARENA = 1,	/* arenas of @arena_pages under @policy (not passthrough) */
 	IOVAQ_KSHIM_BENCH_RAW_STRICT = 2,	/* iommu_map + iommu_unmap per page, no library */
+	/*
+	 * The IOMMU calls of ARENA mode (of DOMAIN mode under strict, with @arena_pages 1)
+	 * without the library: per group of @arena_pages slots one iommu_map_sgtable() (its
+	 * table built before the loop), one iommu_unmap_fast() and one iommu_iotlb_sync().
+	 */
+	IOVAQ_KSHIM_BENCH_RAW_ARENA = 3,
 };
 
 /**
@@ -231,9 +237,11 @@ enum {
  * @size: sizeof(struct iovaq_kshim_bench).
  * @mode: IOVAQ_KSHIM_BENCH_*.
  * @policy: libiovaq's enum iovaq_policy (DOMAIN and ARENA modes).
- * @arena_pages: ARENA mode: pages per arena (power of two, <= 4096, dividing @ring and
- *	@count): the ring's slots in groups, each group one arena linked with one call (its pages
- *	vmapped before the loop: one iommu_map_sg()) and unlinked + synced with one command.
+ * @arena_pages: ARENA and RAW_ARENA modes: pages per arena (power of two, <= 4096, dividing @ring): the
+ *	ring's slots in groups, each group one arena linked with one call (its pages vmapped
+ *	before the loop: one iommu_map_sg()) and unlinked + synced with one command; when
+ *	@count is not a multiple of it, the last link covers the count % @arena_pages first
+ *	pages of its group.
  * @count: map+unmap pairs of one 4 KiB page each (1 .. 1000000).
  * @ring: pages in flight (nic-rx: a FIFO ring; 1 .. 4096).
  * @reserved: 0.

@@ -9,7 +9,10 @@ sits between two DMAR faults in the trace, at IOVAs 0x40000000 + 2K * 4096 and +
 4096 (kshim_edu mark). The invalidation descriptors between them are run K's: IOTLB
 descriptors (page-selective, domain, global) and wait descriptors, per map+unmap pair. Prints
 a Markdown table of medians over the repetitions of each configuration, with ratios against
-kernel-side strict (iommu_map + iommu_unmap per page) and iommufd strict of the same guest.
+kernel-side strict (iommu_map + iommu_unmap per page) and iommufd strict of the same guest,
+and the library's own cost: the in-kernel domain's time over the same IOMMU calls made
+without the library (kernel-raw-sg: strict against groups of 1, arenas against groups of the
+arena's size).
 """
 import argparse
 import json
@@ -72,10 +75,13 @@ def counts_of(trace):
 
 def name_of(r):
     who = {"kernel-raw": "kernel-side strict (iommu_map + iommu_unmap per page)",
+           "kernel-raw-sg": "raw IOMMU calls of the library's path, no library "
+                            "(iommu_map_sg + iommu_unmap_fast + iommu_iotlb_sync per %s page%s)"
+                            % (r["arena"], "" if r["arena"] == "1" else "s"),
            "kernel": "in-kernel domain", "kshim": "kshim (libiovaq, userspace)",
            "iommufd": "iommufd (libiovaq, userspace)"}[r["what"]]
     pol = r["policy"] + (" + arenas of %s" % r["arena"] if r["arena"] != "0" else "")
-    return who if r["what"] == "kernel-raw" else "%s, %s" % (who, pol)
+    return who if r["what"].startswith("kernel-raw") else "%s, %s" % (who, pol)
 
 
 def main():
@@ -119,6 +125,20 @@ def main():
         print("| %s | %.2f | %.3f | %.3f | %.3f | %s | %s | %s | %d | %d | %d |" % (
             n, m["us"], m["iotlb"], m["wait"], m["all"], ratio(base, "us"), ratio(ifd, "us"),
             ratio(ifd, "all"), m["domain"], m["unsafe"], m["n"]))
+    # The library's own cost: the same IOMMU calls with and without it.
+    pairs = [("strict", "1", dict(what="kernel", policy="strict", arena="0")),
+             ("safe-deferred + arenas of 64", "64",
+              dict(what="kernel", policy="safe-deferred", arena="64"))]
+    lines = []
+    for label, gp, lib in pairs:
+        raw = med.get(name_of(dict(what="kernel-raw-sg", policy="strict", arena=gp)))
+        m = med.get(name_of(lib))
+        if raw and m:
+            lines.append("- in-kernel domain, %s: %.2f µs/pair against %.2f without the library: "
+                         "%+.0f%%" % (label, m["us"], raw["us"], 100 * (m["us"] / raw["us"] - 1)))
+    if lines:
+        print("\nThe library's own cost (the same IOMMU calls with and without it, medians):\n")
+        print("\n".join(lines))
     for p in problems:
         print("\nproblem: " + p)
     if a.json:

@@ -40,6 +40,8 @@ run() {
 r=0
 while [ $r -lt "$reps" ]; do
 	run kernel-raw strict 0
+	run kernel-raw-sg strict 1
+	run kernel-raw-sg strict 64
 	for p in strict deferred safe-deferred; do run kernel $p 0; done
 	run kernel safe-deferred 64
 	for p in strict deferred safe-deferred; do run kshim $p 0; done

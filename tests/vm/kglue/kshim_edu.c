@@ -27,7 +27,9 @@
  *	PAIRS x (map + unmap) of 4 KiB pages in a FIFO ring of 64 (nic-rx), one line
  *	"kglue-bench-run: ..." with the time and the calls made. WHAT: kernel-raw (the
  *	module's iommu_map + iommu_unmap per page, IOVAQ_KSHIM_BENCH), kernel (the module's
- *	loop through the in-kernel domain), kshim or iommufd (this process through a libiovaq
+ *	loop through the in-kernel domain), kernel-raw-sg (the module's IOMMU calls of the
+ *	arena path without the library, IOVAQ_KSHIM_BENCH_RAW_ARENA, groups of ARENA_PAGES;
+ *	with 1, the calls of the strict path), kshim or iommufd (this process through a libiovaq
  *	domain on that backend). POLICY: strict, deferred, safe-deferred. ARENA_PAGES > 0:
  *	groups of that many consecutive ring slots, one arena each (one link, one unlink + sync).
  */
@@ -491,23 +493,26 @@ static int policy_of(const char *s)
 	return -1;
 }
 
-/* The module's own loop (IOVAQ_KSHIM_BENCH). */
-static int bench_kernel(int raw, int pol, const char *pn, unsigned int pairs, unsigned int arena)
+/* The module's own loop (IOVAQ_KSHIM_BENCH); @what: kernel, kernel-raw or kernel-raw-sg. */
+static int bench_kernel(const char *what, int pol, const char *pn, unsigned int pairs,
+			unsigned int arena)
 {
+	int raw = strcmp(what, "kernel") != 0, sg = !strcmp(what, "kernel-raw-sg");
 	struct iovaq_kshim_bench b = {
 		.size = sizeof(b), .count = pairs, .ring = 64, .policy = (uint32_t)pol,
 		.arena_pages = arena,
-		.mode = raw ? IOVAQ_KSHIM_BENCH_RAW_STRICT :
-			      arena ? IOVAQ_KSHIM_BENCH_ARENA : IOVAQ_KSHIM_BENCH_DOMAIN,
+		.mode = sg ? IOVAQ_KSHIM_BENCH_RAW_ARENA : raw ? IOVAQ_KSHIM_BENCH_RAW_STRICT :
+			arena ? IOVAQ_KSHIM_BENCH_ARENA : IOVAQ_KSHIM_BENCH_DOMAIN,
 	};
 	int fd = kshim_bind();
 
 	if (fd < 0 || ioctl(fd, IOVAQ_KSHIM_BENCH, &b)) {
-		fprintf(stderr, "kshim_edu: IOVAQ_KSHIM_BENCH: %s\n", strerror(errno));
+		fprintf(stderr, "kshim_edu: IOVAQ_KSHIM_BENCH (%s, %u pairs, arena %u): %s\n", what,
+			pairs, arena, strerror(errno));
 		return 1;
 	}
 	close(fd);
-	print_run(raw ? "kernel-raw" : "kernel", raw ? "strict" : pn, arena, pairs, b.elapsed_ns,
+	print_run(what, raw ? "strict" : pn, arena, pairs, b.elapsed_ns,
 		  b.maps, b.unmaps, b.syncs, b.flushes, b.inval_cmds, b.window_p50_ns,
 		  b.window_p99_ns, b.unsafe_reuse, b.violations);
 	return 0;
@@ -533,16 +538,22 @@ static int bench_user(const char *backend, int pol, const char *pn, unsigned int
 	IOVAQ_OPTS(iovaq_domain_stats, st);
 	IOVAQ_OPTS(iovaq_window_report, w);
 	struct iovaq_arena *ar[RING] = { 0 };
+	size_t linked[RING] = { 0 };	/* bytes of each group's current link */
 	iovaq_iova_t iovas[RING];
 	struct iovaq_backend *be = NULL;
 	struct iovaq_domain *dom = NULL;
 	uint8_t *ring = aligned_alloc(PAGE * RING, PAGE * RING);
-	unsigned int i, a = arena ? arena : 1, groups = RING / a, n = pairs / a;
+	unsigned int i, a = arena ? arena : 1, groups = RING / a, n = (pairs + a - 1) / a;
 	uint64_t t0, ns;
 	int err;
 
-	if (!ring || RING % a || pairs % a)
+	/* As the module's loop: when a does not divide pairs, the last link is partial. */
+	if (!ring || !pairs || RING % a) {
+		fprintf(stderr, "kshim_edu: bench %s: %u pairs, arenas of %u pages: the arena "
+			"size must divide the ring (%u)\n", backend, pairs, arena, RING);
+		free(ring);
 		return 1;
+	}
 	memset(ring, 0, PAGE * RING); /* fault the pages in before the clock starts */
 	err = iovaq_backend_open(&bo, &be);
 	if (err) {
@@ -561,14 +572,18 @@ static int bench_user(const char *backend, int pol, const char *pn, unsigned int
 		void *host = ring + (size_t)k * a * PAGE;
 
 		if (arena) {
+			size_t len = (size_t)(pairs - i * a < a ? pairs - i * a : a) * PAGE;
+
 			if (i >= groups)
-				err = iovaq_arena_unlink(ar[k], 0, (size_t)a * PAGE) ?:
+				err = iovaq_arena_unlink(ar[k], 0, linked[k]) ?:
 				      iovaq_arena_sync(ar[k], i);
 			if (!err && i < n) {
-				err = iovaq_arena_link(ar[k], 0, host, (size_t)a * PAGE, 3, NULL);
+				err = iovaq_arena_link(ar[k], 0, host, len, 3, NULL);
 				if (err == -EBUSY) /* not yet safe since its unlink: wait for it */
 					err = iovaq_domain_sync(dom) ?:
-					      iovaq_arena_link(ar[k], 0, host, (size_t)a * PAGE, 3, NULL);
+					      iovaq_arena_link(ar[k], 0, host, len, 3, NULL);
+				if (!err)
+					linked[k] = len;
 			}
 		} else {
 			if (i >= groups)
@@ -607,8 +622,13 @@ static int bench_main(int argc, char **argv)
 	}
 	pairs = (unsigned int)atoi(argv[5]);
 	arena = (unsigned int)atoi(argv[6]);
-	if (!strcmp(argv[3], "kernel-raw") || !strcmp(argv[3], "kernel"))
-		return bench_kernel(!strcmp(argv[3], "kernel-raw"), pol, argv[4], pairs, arena);
+	if (!pairs) {
+		fprintf(stderr, "kshim_edu: bench: PAIRS must be at least 1\n");
+		return 2;
+	}
+	if (!strcmp(argv[3], "kernel") || !strcmp(argv[3], "kernel-raw") ||
+	    !strcmp(argv[3], "kernel-raw-sg"))
+		return bench_kernel(argv[3], pol, argv[4], pairs, arena);
 	return bench_user(argv[3], pol, argv[4], pairs, arena);
 }
 
