@@ -237,11 +237,11 @@ enum {
  * @size: sizeof(struct iovaq_kshim_bench).
  * @mode: IOVAQ_KSHIM_BENCH_*.
  * @policy: libiovaq's enum iovaq_policy (DOMAIN and ARENA modes).
- * @arena_pages: ARENA and RAW_ARENA modes: pages per arena (power of two, <= 4096, dividing @ring): the
- *	ring's slots in groups, each group one arena linked with one call (its pages vmapped
- *	before the loop: one iommu_map_sg()) and unlinked + synced with one command; when
- *	@count is not a multiple of it, the last link covers the count % @arena_pages first
- *	pages of its group.
+ * @arena_pages: ARENA and RAW_ARENA modes: pages per arena (power of two, <= 4096, dividing
+ *	@ring): the ring's slots in groups, each group one arena linked with one call (its pages
+ *	vmapped before the loop: one iommu_map_sg()) and unlinked + synced with one command;
+ *	when @count is not a multiple of it, the last link covers the count % @arena_pages
+ *	first pages of its group.
  * @count: map+unmap pairs of one 4 KiB page each (1 .. 1000000).
  * @ring: pages in flight (nic-rx: a FIFO ring; 1 .. 4096).
  * @reserved: 0.
