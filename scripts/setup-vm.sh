@@ -18,6 +18,9 @@
 #     cpio xz-utils kmod        initramfs, Debian's .ko.xz modules, depmod
 #     flex bison bc libelf-dev libssl-dev
 #                               building the minimal kernel (tests/vm/build-kernel.sh)
+#     debootstrap libmemcached-tools redis-tools wrk linux-perf
+#                               the application testbed (bench/apps/, docs/apps.md): the guest's
+#                               root filesystem, the load generators, perf on the QEMU process
 #
 # Kernel packages are never installed on this host: tests/vm/fetch-kernel.sh fetches them with
 # "apt-get download" and unpacks them with "dpkg -x" into the VM cache.
@@ -54,7 +57,7 @@ run_root() {
 	"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive "$@"
 }
 
-main_pkgs=(busybox-static cpio xz-utils kmod flex bison bc libelf-dev libssl-dev debootstrap libmemcached-tools redis-tools wrk)
+main_pkgs=(busybox-static cpio xz-utils kmod flex bison bc libelf-dev libssl-dev debootstrap libmemcached-tools redis-tools wrk linux-perf)
 # package:minimum upstream version (compared with dpkg --compare-versions)
 bpo_pkgs=(linux-libc-dev:6.2 qemu-system-x86:1:10)
 

@@ -26,7 +26,9 @@
 # Needs root (debootstrap, and files owned by the guest's users), debootstrap, cpio, gzip, xz,
 # kmod (depmod): scripts/setup-vm.sh installs them.
 #
-# Environment: IOVAQ_VM_CACHE, IOVAQ_VM_DEBIAN_ABI (tests/vm/lib.sh).
+# Environment: IOVAQ_VM_CACHE, IOVAQ_VM_DEBIAN_ABI (tests/vm/lib.sh); IOVAQ_APPS_CACHE, the
+# image's cache (default $IOVAQ_VM_CACHE/apps: a fresh directory there times a build from
+# scratch while the kernel stays cached).
 
 set -euo pipefail
 apps_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,7 +43,7 @@ PACKAGES=memcached,redis-server,nginx,iproute2,kmod,procps
 # The NIC drivers init loads, with what they depend on (modprobe --show-depends finds those).
 MODULES=(virtio_net e1000e)
 
-apps_cache=$vm_cache/apps
+apps_cache=${IOVAQ_APPS_CACHE:-$vm_cache/apps}
 
 archive_uri() {
 	local f=/etc/apt/sources.list.d/debian.sources

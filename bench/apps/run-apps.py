@@ -4,7 +4,8 @@
 
   bench/apps/run-apps.py OUTDIR [--modes strict,lazy,pt] [--nics virtio,e1000e] [--cm off]
                          [--reps 3] [--loads mc,redis_set,redis_get,ng1k,ng1m] [--dur 8]
-                         [--first-rep 0] [--qemu-trace] [--guest-trace] --kernel K --initrd I
+                         [--first-rep 0] [--qemu-trace] [--guest-trace] [--perf]
+                         --kernel K --initrd I
 
 Normally run through bench/apps/run.sh, which builds the image first (docs/apps-testbed.md).
 For each repetition, each NIC and each caching mode, the kernel policies are booted in a
@@ -32,6 +33,11 @@ is not compared with untraced ones).
 --guest-trace: the guest kernel's iommu:map and iommu:unmap tracefs events during each load,
 saved as OUTDIR/TAG.LOAD.iommu.trace (format: docs/apps-testbed.md); the guest writes them
 where nginx serves them and the host fetches them over HTTP after the load.
+--perf: where QEMU spends its time: "perf record -e cpu-clock -F 499 -p QEMU" on the host for
+the length of each load (software clock sampling: it needs no hardware PMU), reduced to the
+shares of samples per thread and object file (TCG-translated guest code, QEMU, libslirp, the
+host kernel) and the top symbols in the JSON ("perf"); OUTDIR/TAG.LOAD.perf.data stays for
+perf report. A load where perf could not sample records why ("perf_error").
 
 Output: OUTDIR/TAG.json per boot (TAG = nic-cmX-mode-rN), OUTDIR/TAG.console, the loads'
 output as OUTDIR/TAG.LOAD.out. Exit 0 when every boot reached READY and every load gave a
@@ -60,6 +66,10 @@ NIC_ARGS = {'virtio': 'virtio-net-pci,netdev=n0,iommu_platform=on,disable-legacy
 LOADS = ('mc', 'redis_set', 'redis_get', 'ng1k', 'ng1m')
 
 qemu_proc = None
+perf_proc = None
+PERF_FREQ = 499
+# perf report's field separator: no thread, object or symbol name contains it.
+PERF_SEP = '\x1f'
 
 
 def log(*a):
@@ -68,6 +78,7 @@ def log(*a):
 
 def kill_qemu(*_):
     global qemu_proc
+    perf_stop()
     q = qemu_proc
     if q is not None and q.poll() is None:
         q.terminate()
@@ -77,6 +88,54 @@ def kill_qemu(*_):
             q.kill()
             q.wait()
     qemu_proc = None
+
+
+def perf_start(pid, path):
+    """Sample QEMU (every thread) on the host's cpu-clock until perf_stop()."""
+    global perf_proc
+    perf_proc = subprocess.Popen(
+        ['perf', 'record', '-q', '-e', 'cpu-clock', '-F', str(PERF_FREQ), '-p', str(pid),
+         '-o', path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=open(path + '.log', 'w'))
+
+
+def perf_stop():
+    """Stop perf record as ^C would (it then writes its file); kill it if it does not."""
+    global perf_proc
+    p = perf_proc
+    perf_proc = None
+    if p is None:
+        return None
+    if p.poll() is None:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return p.returncode
+
+
+def perf_summary(path, top=25):
+    """Shares (%) of the samples per thread and object, and the top symbols."""
+    def report(sort):
+        p = subprocess.run(['perf', 'report', '-i', path, '--stdio', '-q', '--no-children',
+                            '--sort', sort, '--field-separator', PERF_SEP],
+                           capture_output=True, text=True, timeout=300)
+        if p.returncode != 0:
+            raise RuntimeError(f'perf report: {p.stderr.strip()[-300:]}')
+        rows = []
+        for line in p.stdout.splitlines():
+            f = [x.strip() for x in line.split(PERF_SEP)]
+            if len(f) < 2 or not f[0].endswith('%'):
+                continue
+            rows.append([float(f[0].rstrip('%'))] + f[1:])
+        return rows
+    by_obj = report('comm,dso')
+    syms = report('comm,dso,sym')[:top]
+    return {'event': 'cpu-clock', 'freq_hz': PERF_FREQ,
+            'by_thread_object': [[round(r[0], 2)] + r[1:] for r in by_obj if r[0] >= 0.05],
+            'top_symbols': [[round(r[0], 2)] + r[1:] for r in syms]}
 
 
 def on_signal(sig, _frame):
@@ -223,7 +282,7 @@ def run_one(a, tag, mode, nic, cm):
     if a.qemu_trace:
         cmd[4:4] = ['-trace', 'enable=vtd_inv_desc*', '-trace', 'enable=vtd_dmar_fault', '-D', qtrace]
     res = {'tag': tag, 'mode': mode, 'nic': nic, 'cm': cm, 'qemu_trace': a.qemu_trace,
-           'guest_trace': a.guest_trace, 'dur': a.dur, 'cmd': cmd, 'loads': {}, 'ok': False}
+           'guest_trace': a.guest_trace, 'perf': a.perf, 'dur': a.dur, 'cmd': cmd, 'loads': {}, 'ok': False}
     t0 = time.time()
     qemu_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(f'{out}/{tag}.stdout', 'w'),
                                  stderr=subprocess.STDOUT)
@@ -274,6 +333,9 @@ def run_one(a, tag, mode, nic, cm):
             lc = load_cmd(ld, ports, a.dur)
             if ctl:
                 ctl.cmd('trace-start')
+            pdata = f'{out}/{tag}.{ld}.perf.data'
+            if a.perf:
+                perf_start(q.pid, pdata)
             c0 = thread_cpu(q.pid)
             ts = time.time()
             try:
@@ -289,6 +351,7 @@ def run_one(a, tag, mode, nic, cm):
                 rc = 'timeout'
             el = time.time() - ts
             c1 = thread_cpu(q.pid)
+            prc = perf_stop() if a.perf else None
             r = {'cmd': ' '.join(lc), 'rc': rc, 'elapsed_s': round(el, 2),
                  'qemu_cpu_s': {k: round(c1[k] - c0.get(k, 0), 2) for k in c1
                                 if c1[k] - c0.get(k, 0) >= 0.01},
@@ -299,6 +362,16 @@ def run_one(a, tag, mode, nic, cm):
             r['rps'], r['requests'] = rps, n
             if ld == 'ng1m' and rps is not None:
                 r['MiB_s'] = rps
+            if a.perf:
+                try:
+                    if prc not in (0, -signal.SIGINT, 130):
+                        raise RuntimeError(f'perf record exited {prc}: ' +
+                                           open(pdata + '.log').read().strip()[-300:])
+                    r['perf'] = perf_summary(pdata)
+                    r['perf']['data'] = os.path.basename(pdata)
+                except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                    r['perf_error'] = str(e)
+                    log(f'{tag}: {ld}: perf: {e}')
             if a.qemu_trace:
                 time.sleep(1)  # QEMU's log backend writes asynchronously
                 c, toff = count_trace(qtrace, toff)
@@ -351,6 +424,8 @@ def main():
     ap.add_argument('--boot-timeout', type=int, default=300)
     ap.add_argument('--qemu-trace', action='store_true')
     ap.add_argument('--guest-trace', action='store_true')
+    ap.add_argument('--perf', action='store_true',
+                    help='sample QEMU with perf (cpu-clock) on the host during each load')
     ap.add_argument('--tag-prefix', default='')
     ap.add_argument('--kernel', required=True)
     ap.add_argument('--initrd', required=True)
@@ -372,6 +447,9 @@ def main():
         if not shutil.which(tools[ld]):
             log(f'step \'tools\': {tools[ld]} missing (run scripts/setup-vm.sh)')
             return 1
+    if a.perf and not shutil.which('perf'):
+        log("step 'tools': perf missing (Debian: linux-perf; scripts/setup-vm.sh installs it)")
+        return 1
     a.qemu = shutil.which('qemu-system-x86_64')
     if not a.qemu:
         log("step 'tools': qemu-system-x86_64 missing (run scripts/setup-vm.sh)")

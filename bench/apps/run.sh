@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
-# The application testbed in one command (docs/apps-testbed.md): build the guest image, fetch
-# Debian's kernel, run memcached, Redis and nginx loads in a QEMU TCG guest with an emulated
-# VT-d under iommu.strict=1, iommu.strict=0 and iommu=pt, and write OUTDIR/summary.md.
+# The application testbed in one command (docs/apps.md, docs/apps-testbed.md): build the guest
+# image, fetch Debian's kernel, run memcached, Redis and nginx loads in a QEMU TCG guest with an
+# emulated VT-d under iommu.strict=1, iommu.strict=0 and iommu=pt, and write OUTDIR/summary.md
+# with the tables and OUTDIR/plots/*.png.
 #
-#   bench/apps/run.sh OUTDIR              the full series (about 35 minutes on 2 cores):
+#   bench/apps/run.sh OUTDIR              the full series (about 40 minutes on 2 cores):
 #                                         virtio-net and e1000e, caching-mode=off, 3 interleaved
-#                                         repetitions of every load, then one run per policy
-#                                         with QEMU's invalidation trace, caching-mode off and on
+#                                         repetitions of every load; one run per policy with
+#                                         QEMU's invalidation trace, caching-mode off and on;
+#                                         one run per policy with perf on the QEMU process
 #   bench/apps/run.sh OUTDIR -- ARGS...   one pass of bench/apps/run-apps.py with ARGS (see its
 #                                         --help), e.g. -- --modes strict --reps 1 --dur 3
+#
+# The series' size (environment; the defaults make the full series):
+#   IOVAQ_APPS_REPS=3            repetitions of the throughput pass
+#   IOVAQ_APPS_DUR=8             seconds per load
+#   IOVAQ_APPS_NICS=virtio,e1000e
+#   IOVAQ_APPS_LOADS=mc,redis_set,redis_get,ng1k,ng1m
+#   IOVAQ_APPS_TRACE_CM=off,on   caching modes of the traced pass ("" skips the pass)
+#   IOVAQ_APPS_PERF=1            the perf pass (0 skips it; it needs perf: linux-perf)
+# e.g. IOVAQ_APPS_REPS=1 IOVAQ_APPS_DUR=2 IOVAQ_APPS_NICS=virtio IOVAQ_APPS_TRACE_CM=off
+# IOVAQ_APPS_LOADS=redis_get,ng1m bench/apps/run.sh OUT: every pass, table and plot, in about
+# 4 minutes.
 #
 # Needs root (the image build) and what scripts/setup-vm.sh installs. One guest runs at a time;
 # QEMU and the load generators run under nice -n 10. Every load is bounded in time and QEMU is
@@ -44,12 +57,22 @@ if [ $# -gt 0 ]; then
 	python3 "$apps_dir/run-apps.py" "$out/runs" --kernel "$kernel" --initrd "$initrd" "$@" || rc=1
 	passes+=("bench/apps/run-apps.py OUTDIR/runs $*")
 else
-	python3 "$apps_dir/run-apps.py" "$out/runs" --kernel "$kernel" --initrd "$initrd" \
-		--nics virtio,e1000e --cm off --reps 3 --dur 8 || rc=1
-	python3 "$apps_dir/run-apps.py" "$out/runs" --kernel "$kernel" --initrd "$initrd" \
-		--nics virtio,e1000e --cm off,on --reps 1 --dur 8 --qemu-trace --tag-prefix traced- || rc=1
-	passes+=("bench/apps/run-apps.py OUTDIR/runs --nics virtio,e1000e --cm off --reps 3 --dur 8"
-		"bench/apps/run-apps.py OUTDIR/runs --nics virtio,e1000e --cm off,on --reps 1 --dur 8 --qemu-trace --tag-prefix traced-")
+	size=(--nics "${IOVAQ_APPS_NICS:-virtio,e1000e}" --dur "${IOVAQ_APPS_DUR:-8}"
+		--loads "${IOVAQ_APPS_LOADS:-mc,redis_set,redis_get,ng1k,ng1m}")
+	pass_args=("--cm off --reps ${IOVAQ_APPS_REPS:-3}")
+	trace_cm=${IOVAQ_APPS_TRACE_CM-off,on}
+	[ -z "$trace_cm" ] || pass_args+=("--cm $trace_cm --reps 1 --qemu-trace --tag-prefix traced-")
+	if [ "${IOVAQ_APPS_PERF:-1}" = 1 ]; then
+		command -v perf >/dev/null ||
+			vm_die "step 'tools': perf missing (linux-perf; scripts/setup-vm.sh), or IOVAQ_APPS_PERF=0"
+		pass_args+=("--cm off --reps 1 --perf --tag-prefix perf-")
+	fi
+	for p in "${pass_args[@]}"; do
+		# shellcheck disable=SC2086 # p holds several words on purpose
+		python3 "$apps_dir/run-apps.py" "$out/runs" --kernel "$kernel" --initrd "$initrd" \
+			"${size[@]}" $p || rc=1
+		passes+=("bench/apps/run-apps.py OUTDIR/runs ${size[*]} $p")
+	done
 fi
 
 {
@@ -68,7 +91,7 @@ fi
 		"wrk $(dpkg-query -W -f='${Version}' wrk)"
 	echo "- guest: $(head -n3 "$out/image.manifest" | tail -n2 | tr '\n' ';' | sed 's/;$//')"
 	echo "- guest servers: $(grep -E '^  (memcached|redis-server|nginx) ' "$out/image.manifest" | sed 's/^  //' | tr '\n' ',' | sed 's/,$//; s/,/, /g')"
-	python3 "$apps_dir/summarize.py" "$out/runs" || rc=1
+	python3 "$apps_dir/summarize.py" --plots "$out/plots" "$out/runs" || rc=1
 } >"$out/summary.md"
 cat "$out/summary.md"
 exit $rc
