@@ -417,6 +417,7 @@ struct replay_cfg {
 	unsigned int ring;
 	uint32_t ring_entries;
 	uint32_t arena_pages, arena_sync;
+	uint64_t max_window_ns;	/* 0: the library's default */
 };
 
 struct replay_res {
@@ -598,8 +599,11 @@ static int do_map(struct rp *p, uint32_t id)
 				     len, iovaq_strerror(err), err);
 		p->ar[aid].fill += (uint32_t)m->pages;
 		p->ar[aid].linked += (uint32_t)m->pages;
-		if (own)
+		if (own || p->ar[aid].fill == ap) {
 			p->ar[aid].closed = true;
+			if (aid == p->cur)
+				p->cur = NONE;
+		}
 	}
 	p->r->maps++;
 	return 0;
@@ -698,7 +702,7 @@ static int open_all(struct rp *p)
 		IOVAQ_OPTS(iovaq_domain_opts, o, .backend = p->be, .policy = lib_policy[cfg->pol],
 			   .reserved = &msi, .n_reserved = 1, .complete = safe ? on_complete : NULL,
 			   .complete_arg = p, .ring_layout = cfg->ring,
-			   .ring_entries = cfg->ring_entries,
+			   .ring_entries = cfg->ring_entries, .max_window_ns = cfg->max_window_ns,
 			   .flusher = cfg->pace == PACE_TRACE ? IOVAQ_FLUSHER_THREAD
 							      : IOVAQ_FLUSHER_INLINE);
 
@@ -794,7 +798,6 @@ static int replay_one(const struct replay_cfg *cfg, struct replay_res *r, char *
 	if (err)
 		goto out;
 	r->maps = 0;
-	r->arenas_reserved = 0;
 	iovaq_domain_get_stats(p.dom, &st0);
 	iovaq_sim_reset_counters(p.sim);
 
@@ -880,6 +883,7 @@ enum {
 	O_RING_ENTRIES,
 	O_ARENA_PAGES,
 	O_ARENA_SYNC,
+	O_MAX_WINDOW,
 	O_HELP,
 };
 
@@ -898,6 +902,8 @@ static const struct bench_opt replay_opts[] = {
 				 "(default 64)", O_ARENA_PAGES },
 	{ "arena-sync", 0, "N", "safe-deferred+arenas: unlinked pages per sync batch,\n"
 				"1..1M (default 16)", O_ARENA_SYNC },
+	{ "max-window-ns", 0, "N", "the domains' window bound, 1000..60e9 ns (default:\n"
+				   "the library's, 10 ms)", O_MAX_WINDOW },
 	{ "json", 0, NULL, "one JSON document", BENCH_O_JSON },
 	{ "help", 'h', NULL, "show this help and exit", O_HELP },
 	{ NULL, 0, NULL, NULL, 0 },
@@ -908,7 +914,7 @@ void bench_replay_help(FILE *f)
 	fprintf(f,
 		"Usage: %s replay TRACE [--policies LIST] [--models LIST] [--pace NAME]\n"
 		"       %*s [--seed N] [--ring-layout NAME] [--ring-entries N]\n"
-		"       %*s [--arena-pages N] [--arena-sync N] [--json]\n"
+		"       %*s [--arena-pages N] [--arena-sync N] [--max-window-ns N] [--json]\n"
 		"\n"
 		"Drive a libiovaq domain on the sim with the exact map/unmap stream of a guest\n"
 		"IOMMU trace (tracefs iommu:map/unmap events, docs/apps-testbed.md) under every\n"
@@ -940,6 +946,7 @@ struct replay_doc {
 	unsigned int pace, ring;
 	uint64_t seed;
 	uint32_t ring_entries, arena_pages, arena_sync;
+	uint64_t max_window_ns;
 	int argc;
 	char **argv;
 	double elapsed_s;
@@ -1079,6 +1086,10 @@ static void replay_json(const struct replay_doc *d, FILE *f)
 		bench_json_null(&j, "ring_entries");
 	bench_json_u64(&j, "arena_pages", d->arena_pages);
 	bench_json_u64(&j, "arena_sync_pages", d->arena_sync);
+	if (d->max_window_ns)
+		bench_json_u64(&j, "max_window_ns", d->max_window_ns);
+	else
+		bench_json_null(&j, "max_window_ns");
 	bench_json_close(&j);
 	bench_json_double(&j, "elapsed_s", d->elapsed_s);
 	bench_json_open_array(&j, "runs");
@@ -1251,6 +1262,9 @@ int bench_replay_main(int argc, char **argv)
 		case O_ARENA_SYNC:
 			d.arena_sync = (uint32_t)bench_parse_u64(&a, 1, 1 << 20);
 			break;
+		case O_MAX_WINDOW:
+			d.max_window_ns = bench_parse_u64(&a, 1000, 60000000000ULL);
+			break;
 		case O_HELP:
 			bench_replay_help(stdout);
 			return BENCH_EXIT_OK;
@@ -1291,7 +1305,8 @@ int bench_replay_main(int argc, char **argv)
 						  .pace = d.pace, .seed = d.seed, .ring = d.ring,
 						  .ring_entries = d.ring_entries,
 						  .arena_pages = d.arena_pages,
-						  .arena_sync = d.arena_sync };
+						  .arena_sync = d.arena_sync,
+						  .max_window_ns = d.max_window_ns };
 
 			if (!(d.policies & (1ULL << p)))
 				continue;

@@ -210,8 +210,9 @@ int bench_trace_parse_line(const char *line, size_t len, struct bench_trace_ev *
 		if (!lit(&c, " unmapped_size=") || !dec64(&c, &ev->unmapped))
 			return why_set(why, whylen, "unmap without a valid 'unmapped_size=...'");
 	}
-	if (c.p != c.e)
-		return why_set(why, whylen, "unexpected text after the last field: '%.24s'", c.p);
+	if (c.p != c.e)	/* the line is not NUL-terminated: print at most what is left */
+		return why_set(why, whylen, "unexpected text after the last field: '%.*s'",
+			       c.e - c.p < 24 ? (int)(c.e - c.p) : 24, c.p);
 	if (!ev->size || ev->size % BENCH_TRACE_PAGE)
 		return why_set(why, whylen, "size %llu is not a non-zero multiple of 4096",
 			       (unsigned long long)ev->size);

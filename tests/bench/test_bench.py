@@ -3,7 +3,8 @@
 #
 # iovaq-bench's interface, run by ctest (label "bench"): exit statuses and messages for every
 # kind of bad input, the JSON of a small matrix against docs/bench-schema.md, CSV, compare,
-# plots present (valid PNGs) and absent (no gnuplot), and --help against the man page.
+# plots present (valid PNGs) and absent (no gnuplot), --help against the man page, and replay
+# on hand-written traces with known answers (and every kind of bad trace line).
 # Nothing here judges a time: these runs are tiny and the machine is shared.
 #
 #   test_bench.py --bench PATH --src DIR CASE
@@ -26,7 +27,7 @@ POLICIES = ["strict", "deferred", "safe-deferred", "safe-deferred+arenas", "pass
 WORKLOADS = ["nic-rx", "nic-tx", "memcached", "nginx"]
 MODELS = ["native", "nested", "nested+cm"]
 BACKENDS = ["sim", "iommufd", "vfio-type1", "kshim"]
-COMMANDS = ["matrix", "compare", "run", "alloc", "sim", "soak"]
+COMMANDS = ["matrix", "compare", "run", "alloc", "sim", "soak", "replay"]
 PNGS = ["throughput.png", "breakdown.png", "window-cdf.png", "inval-per-page.png"]
 
 failures = []
@@ -481,9 +482,305 @@ def case_soak(tmp):
     check(len(r["policies"]) == 5 and len(r["workloads"]) == 4, "soak: %r" % r)
 
 
+# ---- replay ---------------------------------------------------------------------------------
+
+REPLAY_SECTION = "`replay --json`: the replay document"
+
+
+def tline(ev, ts, iova, size, unmapped=None, task="<idle>-0", cpu=0, flags="..s2."):
+    """One trace line in the tracefs format of docs/apps-testbed.md."""
+    head = "%16s [%03d] %s %12.6f: " % (task, cpu, flags, ts)
+    if ev == "map":
+        return head + ("map: IOMMU: iova=0x%016x - 0x%016x paddr=0x%016x size=%d\n"
+                       % (iova, iova + size, 0x78000000 + (iova & 0xfffff000), size))
+    return head + ("unmap: IOMMU: iova=0x%016x - 0x%016x size=%d unmapped_size=%d\n"
+                   % (iova, iova + size, size, size if unmapped is None else unmapped))
+
+
+def write_trace(tmp, name, lines):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write("".join(lines))
+    return path
+
+
+def pairs(n, pages=1, gap=1e-6, t0=100.0):
+    """n map/unmap pairs of @pages pages each, one after the other, IOVAs reused."""
+    out, ts = [], t0
+    for i in range(n):
+        iova = 0xfff00000 - (i % 256) * 0x10000
+        out.append(tline("map", ts, iova, pages * 4096))
+        ts += gap
+        out.append(tline("unmap", ts, iova, pages * 4096))
+        ts += gap
+    return out
+
+
+def replay_json(path, *extra):
+    p = run(["replay", path, "--json"] + list(extra))
+    if not check(p.returncode == 0, "replay %s %s: exit %d: %s"
+                 % (os.path.basename(path), " ".join(extra), p.returncode, p.stderr.strip())):
+        return None
+    return json.loads(p.stdout)
+
+
+def by_policy(doc, model="native"):
+    return {r["policy"]: r for r in doc["runs"] if r["model"] == model}
+
+
+def check_replay_run(r, name):
+    """Invariants of one replay run, whatever the trace and the timing."""
+    check(r["violations"] == 0, "%s: %d violations" % (name, r["violations"]))
+    check(r["dma_pages"] == r["unmapped_pages"], "%s: dma_pages %d != unmapped_pages %d"
+          % (name, r["dma_pages"], r["unmapped_pages"]))
+    fr = r["flush_reasons"]
+    check(sum(fr.values()) == r["flushes"], "%s: flush reasons %s do not add up to %d"
+          % (name, fr, r["flushes"]))
+    mdl = r["modeled_ns_per_event"]
+    if all(isinstance(mdl[k], (int, float)) for k in mdl):
+        check(close(mdl["map"] + mdl["unmap"] + mdl["flush_submit"] + mdl["flush_wait"],
+                    mdl["total"]), "%s: modeled parts do not add up: %s" % (name, mdl))
+    pol = r["policy"]
+    if pol in ("strict", "safe-deferred", "safe-deferred+arenas"):
+        check(r["unsafe_reuse"] == 0, "%s: unsafe reuse" % name)
+    if pol == "passthrough":
+        check(r["inval_cmds"] == 0 and r["device_per_page"]["walk_refs"] in (0, None),
+              "%s: passthrough invalidated or walked" % name)
+    if pol == "safe-deferred+arenas":
+        check(isinstance(r["arenas_reserved"], int) and r["arenas_reserved"] >= 1,
+              "%s: arenas_reserved %r" % (name, r["arenas_reserved"]))
+    else:
+        check(r["arenas_reserved"] is None, "%s: arenas_reserved without arenas" % name)
+
+
+def case_replay(tmp):
+    """replay on hand-written traces with known answers; its JSON against the schema."""
+    sections = schema_sections(SRC)
+    n = 200
+    tr = write_trace(tmp, "pairs.trace", pairs(n))
+    doc = replay_json(tr)
+    if doc is None:
+        return
+    check_keys("replay --json", paths(doc), sections[REPLAY_SECTION])
+    check(doc["type"] == "replay" and doc["schema_version"] == 2 and doc["command"] == "replay",
+          "replay: type, version or command")
+    check(doc["argv"][:2] == ["replay", tr], "replay: argv %s" % doc["argv"])
+    t = doc["trace"]
+    check((t["events"], t["maps"], t["unmaps"], t["mapped_pages"], t["premapped"],
+           t["live_at_end"], t["max_live"]) == (2 * n, n, n, n, 0, 0, 1),
+          "replay: trace summary %s" % t)
+    c = doc["config"]
+    check(c["policies"] == POLICIES and c["models"] == MODELS and c["pace"] == "fast",
+          "replay: config %s" % c)
+    order = [(r["model"], r["policy"]) for r in doc["runs"]]
+    check(order == [(m, p) for m in MODELS for p in POLICIES], "replay: runs out of order")
+    for r in doc["runs"]:
+        name = "replay pairs %s %s" % (r["model"], r["policy"])
+        check_replay_run(r, name)
+        check(r["maps"] == n and r["unmaps"] == n and r["unmapped_pages"] == n,
+              "%s: maps %d, unmaps %d, pages %d for %d pairs"
+              % (name, r["maps"], r["unmaps"], r["unmapped_pages"], n))
+        # Strict: one command, and one flush, per single-page unmap.
+        if r["policy"] == "strict":
+            check(r["inval_cmds"] == n and r["flushes"] == n
+                  and r["flush_reasons"]["strict"] == n and r["inval_per_page"] == 1,
+                  "%s: %d commands in %d flushes for %d single-page unmaps"
+                  % (name, r["inval_cmds"], r["flushes"], n))
+        if r["policy"] == "passthrough":
+            check(r["unsafe_reuse"] == n, "%s: unsafe_reuse %d" % (name, r["unsafe_reuse"]))
+        if r["policy"] == "safe-deferred":
+            check(r["completions"] == n, "%s: %d completions for %d unmaps"
+                  % (name, r["completions"], n))
+    # The same trace and seed: the same counts (pace fast; deferred may add age flushes).
+    again = replay_json(tr, "--policies", "strict,safe-deferred,passthrough")
+    if again:
+        a = {(r["model"], r["policy"]): r for r in doc["runs"]}
+        for r in again["runs"]:
+            b = a[(r["model"], r["policy"])]
+            for k in ("inval_cmds", "device_per_page", "modeled_ns_per_event"):
+                check(r[k] == b[k], "replay: %s of %s %s differs between two runs"
+                      % (k, r["model"], r["policy"]))
+
+    # Deferred with a known batch: one shared ring of 64 entries, a window bound far above
+    # the replay's time, gives ceil(N / 64) flushes: full rings, then the final sync.
+    n = 1000
+    tr = write_trace(tmp, "pairs1000.trace", pairs(n))
+    d = replay_json(tr, "--policies", "deferred,safe-deferred", "--models", "native",
+                    "--ring-layout", "shared", "--ring-entries", "64", "--max-window-ns", "60e9")
+    if d:
+        want = (n + 63) // 64
+        for r in d["runs"]:
+            name = "replay deferred batch 64 (%s)" % r["policy"]
+            check_replay_run(r, name)
+            fr = r["flush_reasons"]
+            check(r["flushes"] == want and fr["full"] == want - 1 and fr["sync"] == 1,
+                  "%s: %d flushes (reasons %s) for %d unmaps, expected %d"
+                  % (name, r["flushes"], fr, n, want))
+            # The release that finds the ring full is accounted before the flush it triggers.
+            check(r["reachable_pages_max"] <= 65, "%s: %d pages reachable with a 64-entry ring"
+                  % (name, r["reachable_pages_max"]))
+            check(1 <= r["inval_cmds"] <= n and r["max_window_ns"] == 60 * 10**9,
+                  "%s: %d commands, bound %d" % (name, r["inval_cmds"], r["max_window_ns"]))
+        check(d["config"]["ring_entries"] == 64 and d["config"]["ring_layout"] == "shared",
+              "replay: config %s" % d["config"])
+
+    # Sizes are kept: 1-, 2- and 5-page maps, interleaved, unmapped in another order.
+    lines, ts, sizes = [], 1.0, [1, 2, 5, 1, 2]
+    for i, pg in enumerate(sizes):
+        lines.append(tline("map", ts + i * 1e-3, 0x100000 + i * 0x10000, pg * 4096))
+    for k, i in enumerate([3, 0, 4, 2, 1]):
+        lines.append(tline("unmap", ts + 0.1 + k * 1e-3, 0x100000 + i * 0x10000,
+                           sizes[i] * 4096))
+    d = replay_json(write_trace(tmp, "sizes.trace", lines), "--models", "native")
+    if d:
+        check(d["trace"]["mapped_pages"] == sum(sizes) and d["trace"]["max_live"] == 5,
+              "replay sizes: trace %s" % d["trace"])
+        for pol, r in by_policy(d).items():
+            check_replay_run(r, "replay sizes " + pol)
+            check(r["unmapped_pages"] == sum(sizes) and r["unmaps"] == len(sizes),
+                  "replay sizes %s: %d pages in %d unmaps" % (pol, r["unmapped_pages"],
+                                                               r["unmaps"]))
+            if pol == "strict":
+                # One flush per unmap; a range may take more than one command (5 pages are
+                # tiled into aligned power-of-two ranges), never more than one per page.
+                check(r["flushes"] == len(sizes)
+                      and len(sizes) <= r["inval_cmds"] <= sum(sizes),
+                      "replay sizes strict: %d commands in %d flushes for 5 multi-page unmaps"
+                      % (r["inval_cmds"], r["flushes"]))
+
+    # Pairing rules: an unmap from before the trace (premapped), a partial unmap ended by its
+    # last page, a double unmap (unmatched, skipped), an unmap of nothing (unmapped_size 0),
+    # a mapping left live. Strict then makes exactly 2 commands (premapped, 2-page mapping).
+    lines = ["# tracer: nop\n", "#\n",
+             tline("unmap", 1.0, 0x10000, 4096),
+             tline("map", 1.1, 0x20000, 8192),
+             tline("unmap", 1.2, 0x20000, 4096),
+             tline("unmap", 1.3, 0x21000, 4096),
+             tline("unmap", 1.4, 0x20000, 8192),
+             tline("map", 1.5, 0x30000, 4096),
+             tline("unmap", 1.6, 0x30000, 4096, unmapped=0),
+             tline("map", 1.7, 0x40000, 4096), "\n"]
+    d = replay_json(write_trace(tmp, "pairing.trace", lines), "--models", "native")
+    if d:
+        t = d["trace"]
+        want = {"lines": 11, "events": 8, "maps": 3, "unmaps": 5, "premapped": 1,
+                "premapped_pages": 1, "partial_unmaps": 2, "short_unmaps": 1,
+                "unmaps_unmatched": 1, "unmatched_pages": 2, "live_at_end": 2, "max_live": 2}
+        check(all(t[k] == v for k, v in want.items()), "replay pairing: trace %s, want %s"
+              % (t, want))
+        for pol, r in by_policy(d).items():
+            check_replay_run(r, "replay pairing " + pol)
+            check(r["unmaps"] == 2 and r["unmapped_pages"] == 3 and r["maps"] == 3,
+                  "replay pairing %s: maps %d unmaps %d pages %d"
+                  % (pol, r["maps"], r["unmaps"], r["unmapped_pages"]))
+        st = by_policy(d).get("strict")
+        check(st is not None and st["inval_cmds"] == 2, "replay pairing strict: %r commands"
+              % (st and st["inval_cmds"]))
+
+    # Arenas: 64 single pages into 64-page arenas, a sync per 16 unlinked pages.
+    d = replay_json(write_trace(tmp, "arena.trace", pairs(64)), "--models", "native",
+                    "--policies", "safe-deferred+arenas", "--arena-pages", "64",
+                    "--arena-sync", "16")
+    if d:
+        r = d["runs"][0]
+        check_replay_run(r, "replay arenas")
+        # One arena, one release (arena sync) per 16 unlinked pages.
+        check(r["arenas_reserved"] == 1 and r["unmapped_pages"] == 64
+              and r["releases"] == 4 and d["config"]["arena_sync_pages"] == 16,
+              "replay arenas: %d arenas, %d pages, %d releases" % (
+                  r["arenas_reserved"], r["unmapped_pages"], r["releases"]))
+
+    # --pace trace follows the timestamps: 20 pairs 2 ms apart take at least their 78 ms,
+    # and a deferred queue is flushed by age in the gaps (the window bound, 10 ms).
+    d = replay_json(write_trace(tmp, "paced.trace", pairs(20, gap=2e-3)), "--pace", "trace",
+                    "--models", "native", "--policies", "deferred,safe-deferred")
+    if d:
+        check(d["config"]["pace"] == "trace", "replay --pace trace: config")
+        for r in d["runs"]:
+            check_replay_run(r, "replay paced " + r["policy"])
+            check(r["wall_ns"] >= 78e6 and r["late_ns_max"] is not None,
+                  "replay paced %s: %d ns for a 78 ms trace" % (r["policy"], r["wall_ns"]))
+            check(r["flush_reasons"]["age"] >= 1, "replay paced %s: no age flush in 78 ms: %s"
+                  % (r["policy"], r["flush_reasons"]))
+
+    # The table: one row per model and policy, the trace summary above it.
+    p = run(["replay", tr, "--models", "native"])
+    check(p.returncode == 0 and "Replay of " + tr in p.stdout
+          and all(("native  " in line) for line in p.stdout.splitlines()
+                  if any(line.split()[1:2] == [pol] for pol in POLICIES)),
+          "replay table: %r" % p.stdout[:400])
+    rows = [line for line in p.stdout.splitlines() if line.startswith("native ")]
+    check([line.split()[1] for line in rows] == POLICIES, "replay table rows: %s" % rows)
+
+    # An empty trace (comments only) replays to zeros and nulls, not an error.
+    d = replay_json(write_trace(tmp, "empty.trace", ["# tracer: nop\n"]), "--models", "native")
+    if d:
+        check(d["trace"]["events"] == 0 and all(r["inval_cmds"] == 0 and
+                                                 r["inval_per_page"] is None
+                                                 for r in d["runs"]),
+              "replay of an empty trace: %s" % d["runs"][:1])
+
+
+def case_replay_bad(tmp):
+    """Every kind of bad trace: FILE:LINE: reason, exit 2, nothing on stdout."""
+    good = pairs(2)   # lines 1-4
+    m = tline("map", 200.0, 0x50000, 4096)
+    bad = [
+        ("garbage", "hello world\n", "not a trace event"),
+        ("event", m.replace(": map:", ": frob:"), "not an iommu map or unmap event"),
+        ("no pid", m.replace("<idle>-0", "<idle>-x"), "TASK-PID [CPU]"),
+        ("timestamp", m.replace("200.000000", "200"), "bad timestamp"),
+        ("size", m.replace("size=4096", "size=8192"), "iova range is 4096 bytes, size says 8192"),
+        ("unaligned", tline("map", 200.0, 0x50800, 4096), "not 4 KiB-aligned"),
+        ("zero size", tline("map", 200.0, 0x50000, 0), "not a non-zero multiple of 4096"),
+        ("odd size", m.replace("0x0000000000051000", "0x0000000000050800")
+                      .replace("size=4096", "size=2048"), "not a non-zero multiple of 4096"),
+        ("long hex", m.replace("iova=0x", "iova=0x0"), "bad iova start"),
+        ("paddr", m.replace("paddr=0x", "paddr=0y"), "paddr"),
+        ("unmap fields", tline("unmap", 200.0, 0x50000, 4096).replace(" unmapped_size=4096", ""),
+         "unmapped_size"),
+        ("unmapped", tline("unmap", 200.0, 0x50000, 4096, unmapped=8192), "exceeds size"),
+        ("trailing", m[:-1] + " x\n", "unexpected text after the last field"),
+        ("crlf", m[:-1] + "\r\n", "unexpected text after the last field"),
+        ("nul", m[:20] + "\0" + m[21:], "NUL byte"),
+        ("overflow", m.replace("size=4096", "size=99999999999999999999999"), "size"),
+        ("backwards", tline("map", 1.0, 0x50000, 4096), "timestamp goes backwards"),
+        ("overlap", "".join([tline("map", 200.0, 0x50000, 8192),
+                             tline("map", 200.1, 0x51000, 4096)]),
+         "overlaps the mapping of line 5"),
+    ]
+    for name, text, why in bad:
+        path = os.path.join(tmp, "bad-%s.trace" % name.replace(" ", "-"))
+        with open(path, "w", newline="") as f:
+            f.write("".join(good) + text + "".join(pairs(1, t0=300.0)))
+        line = 6 if name == "overlap" else 5
+        p = run(["replay", path, "--models", "native"])
+        check(p.returncode == 2 and p.stdout == "",
+              "replay bad %s: exit %d, stdout %r" % (name, p.returncode, p.stdout[:100]))
+        want = "iovaq-bench: error: %s:%d: " % (path, line)
+        check(p.stderr.startswith(want) and why in p.stderr,
+              "replay bad %s: stderr %r, expected %r ... %r" % (name, p.stderr, want, why))
+    # Truncated: the last line has no newline.
+    path = write_trace(tmp, "truncated.trace", good + [tline("map", 200.0, 0x50000, 4096)[:-1]])
+    p = run(["replay", path])
+    check(p.returncode == 2 and ("%s:5: truncated" % path) in p.stderr,
+          "replay truncated: exit %d, %r" % (p.returncode, p.stderr))
+    # Missing file, no file, two files, bad choices.
+    missing = os.path.join(tmp, "missing.trace")
+    p = run(["replay", missing])
+    check(p.returncode == 2 and missing in p.stderr and "No such file" in p.stderr,
+          "replay of a missing file: exit %d, %r" % (p.returncode, p.stderr))
+    expect_usage(["replay"], ["trace file"])
+    expect_usage(["replay", path, path], ["'%s'" % path])
+    expect_usage(["replay", path, "--pace", "slow"], ["'slow'", "fast", "trace"])
+    expect_usage(["replay", path, "--policies", "lazy"], ["'lazy'"] + POLICIES)
+    expect_usage(["replay", path, "--models", "vm"], ["'vm'"] + MODELS)
+    expect_usage(["replay", path, "--ring-entries", "8"], ["'8'", "--ring-entries"])
+
+
 CASES = {"cli": case_cli, "json": case_json, "csv": case_csv, "table": case_table,
          "compare": case_compare, "plot": case_plot, "noplot": case_noplot, "docs": case_docs,
-         "soak": case_soak}
+         "soak": case_soak, "replay": case_replay, "replay_bad": case_replay_bad}
 
 
 def main():
