@@ -530,7 +530,10 @@ def by_policy(doc, model="native"):
 
 def check_replay_run(r, name):
     """Invariants of one replay run, whatever the trace and the timing."""
-    check(r["violations"] == 0, "%s: %d violations" % (name, r["violations"]))
+    # Windows are wall time: on a loaded machine (or under a sanitizer) a preempted replay
+    # can exceed the default 10 ms bound, so only a bound no preemption reaches is judged.
+    if r["max_window_ns"] >= 10**9:
+        check(r["violations"] == 0, "%s: %d violations" % (name, r["violations"]))
     check(r["dma_pages"] == r["unmapped_pages"], "%s: dma_pages %d != unmapped_pages %d"
           % (name, r["dma_pages"], r["unmapped_pages"]))
     fr = r["flush_reasons"]
@@ -558,7 +561,8 @@ def case_replay(tmp):
     sections = schema_sections(SRC)
     n = 200
     tr = write_trace(tmp, "pairs.trace", pairs(n))
-    doc = replay_json(tr)
+    # A window bound of 60 s: no age flush, so every count below is exact.
+    doc = replay_json(tr, "--max-window-ns", "60e9")
     if doc is None:
         return
     check_keys("replay --json", paths(doc), sections[REPLAY_SECTION])
@@ -589,10 +593,12 @@ def case_replay(tmp):
         if r["policy"] == "passthrough":
             check(r["unsafe_reuse"] == n, "%s: unsafe_reuse %d" % (name, r["unsafe_reuse"]))
         if r["policy"] == "safe-deferred":
-            check(r["completions"] == n, "%s: %d completions for %d unmaps"
-                  % (name, r["completions"], n))
+            check(r["completions"] == n and r["flushes"] == 1,
+                  "%s: %d completions for %d unmaps in %d flushes"
+                  % (name, r["completions"], n, r["flushes"]))
     # The same trace and seed: the same counts (pace fast; deferred may add age flushes).
-    again = replay_json(tr, "--policies", "strict,safe-deferred,passthrough")
+    again = replay_json(tr, "--policies", "strict,safe-deferred,passthrough",
+                        "--max-window-ns", "60e9")
     if again:
         a = {(r["model"], r["policy"]): r for r in doc["runs"]}
         for r in again["runs"]:
@@ -631,7 +637,8 @@ def case_replay(tmp):
     for k, i in enumerate([3, 0, 4, 2, 1]):
         lines.append(tline("unmap", ts + 0.1 + k * 1e-3, 0x100000 + i * 0x10000,
                            sizes[i] * 4096))
-    d = replay_json(write_trace(tmp, "sizes.trace", lines), "--models", "native")
+    d = replay_json(write_trace(tmp, "sizes.trace", lines), "--models", "native",
+                    "--max-window-ns", "60e9")
     if d:
         check(d["trace"]["mapped_pages"] == sum(sizes) and d["trace"]["max_live"] == 5,
               "replay sizes: trace %s" % d["trace"])
@@ -660,7 +667,8 @@ def case_replay(tmp):
              tline("map", 1.5, 0x30000, 4096),
              tline("unmap", 1.6, 0x30000, 4096, unmapped=0),
              tline("map", 1.7, 0x40000, 4096), "\n"]
-    d = replay_json(write_trace(tmp, "pairing.trace", lines), "--models", "native")
+    d = replay_json(write_trace(tmp, "pairing.trace", lines), "--models", "native",
+                    "--max-window-ns", "60e9")
     if d:
         t = d["trace"]
         want = {"lines": 11, "events": 8, "maps": 3, "unmaps": 5, "premapped": 1,
@@ -680,7 +688,7 @@ def case_replay(tmp):
     # Arenas: 64 single pages into 64-page arenas, a sync per 16 unlinked pages.
     d = replay_json(write_trace(tmp, "arena.trace", pairs(64)), "--models", "native",
                     "--policies", "safe-deferred+arenas", "--arena-pages", "64",
-                    "--arena-sync", "16")
+                    "--arena-sync", "16", "--max-window-ns", "60e9")
     if d:
         r = d["runs"][0]
         check_replay_run(r, "replay arenas")
@@ -711,6 +719,37 @@ def case_replay(tmp):
           "replay table: %r" % p.stdout[:400])
     rows = [line for line in p.stdout.splitlines() if line.startswith("native ")]
     check([line.split()[1] for line in rows] == POLICIES, "replay table rows: %s" % rows)
+
+    # A real trace: the first 400 events of a Redis GET load's (virtio-net, strict guest;
+    # bench/apps/smoke.sh), which start with unmaps of the receive ring mapped before the
+    # trace. The replay's view of it must agree with the reference reader's.
+    real = os.path.join(SRC, "tests", "bench", "redis-get.iommu.trace")
+    ref = json.loads(subprocess.run([sys.executable, os.path.join(SRC, "bench", "apps",
+                                                                  "trace-stats.py"), real],
+                                    capture_output=True, text=True, check=True).stdout)
+    d = replay_json(real, "--max-window-ns", "60e9")
+    if d:
+        t = d["trace"]
+        check((t["events"], t["maps"], t["unmaps"], t["mapped_pages"], t["premapped"],
+               t["max_live"], t["live_at_end"], t["unmaps_unmatched"])
+              == (ref["events"], ref["maps"], ref["unmaps"], ref["bytes_mapped"] // 4096,
+                  ref["unmaps_not_mapped_in_trace"], ref["max_live_mappings"],
+                  ref["live_at_end"], 0),
+              "replay of the real trace: %s, trace-stats.py: %s" % (t, ref))
+        for r in d["runs"]:
+            name = "replay real %s %s" % (r["model"], r["policy"])
+            check_replay_run(r, name)
+            check(r["unmaps"] == ref["unmaps"] and
+                  r["unmapped_pages"] == ref["bytes_unmapped"] // 4096,
+                  "%s: %d unmaps of %d pages" % (name, r["unmaps"], r["unmapped_pages"]))
+            # Maps of 1 and 2 pages at naturally aligned IOVAs: one command per strict
+            # unmap; the deferred queues (4096 entries and pages) only flush at the end.
+            if r["policy"] == "strict":
+                check(r["inval_cmds"] == ref["unmaps"], "%s: %d commands for %d unmaps"
+                      % (name, r["inval_cmds"], ref["unmaps"]))
+            if r["policy"] in ("deferred", "safe-deferred"):
+                check(r["flushes"] == 1 and r["inval_cmds"] < ref["unmaps"],
+                      "%s: %d commands in %d flushes" % (name, r["inval_cmds"], r["flushes"]))
 
     # An empty trace (comments only) replays to zeros and nulls, not an error.
     d = replay_json(write_trace(tmp, "empty.trace", ["# tracer: nop\n"]), "--models", "native")
