@@ -9,6 +9,7 @@
 #   liburcu-dev                        userspace RCU (DESIGN.md §6)
 #   libjemalloc-dev                    IOVAQ_WITH_JEMALLOC=ON
 #   libcriterion-dev                   unit and stress tests
+#   libcmocka-dev                      unit tests of kernel-glue/ in userspace (tests/kglue-unit/)
 #   valgrind                           memcheck tier of scripts/test.sh, callgrind counts
 #   gnuplot-nox                        plots of benchmark results
 #   clang libclang-rt-14-dev           fuzzing: libFuzzer and Clang's sanitizer runtimes
@@ -24,7 +25,7 @@ set -euo pipefail
 
 packages=(
 	build-essential cmake pkg-config
-	liburcu-dev libjemalloc-dev libcriterion-dev
+	liburcu-dev libjemalloc-dev libcriterion-dev libcmocka-dev
 	valgrind gnuplot-nox clang libclang-rt-14-dev python3 gcovr systemtap-sdt-dev
 	bpftrace abigail-tools
 	python3-pytest python3-matplotlib
