@@ -7,7 +7,9 @@
 Run K of the guest (a "kglue-bench-k: K" line, then one "kglue-bench-run: key=value ..." line)
 sits between two DMAR faults in the trace, at IOVAs 0x40000000 + 2K * 4096 and + (2K + 1) *
 4096 (kshim_edu mark). The invalidation descriptors between them are run K's: IOTLB
-descriptors (page-selective, domain, global) and wait descriptors, per map+unmap pair. Prints
+descriptors (page-selective, domain, global) and wait descriptors, per map+unmap pair, and the
+same net of the median count of the idle intervals (a "kglue-bench-idle: K" line: markers with
+nothing between them, so the markers' own bind and release). Prints
 a Markdown table of medians over the repetitions of each configuration, with ratios against
 kernel-side strict (iommu_map + iommu_unmap per page) and iommufd strict of the same guest,
 and the library's own cost: the in-kernel domain's time over the same IOMMU calls made
@@ -24,11 +26,17 @@ MARK_BASE = 0x40000000
 
 
 def runs_of(console):
-    runs, k = [], None
+    """The runs (dicts of a kglue-bench-run line, with k) and the idle intervals' K."""
+    runs, idle, k = [], [], None
     for line in open(console, errors="replace"):
         m = re.search(r"kglue-bench-k: (\d+)", line)
         if m:
             k = int(m.group(1))
+            continue
+        m = re.search(r"kglue-bench-idle: (\d+)", line)
+        if m:
+            idle.append(int(m.group(1)))
+            k = None
             continue
         m = re.search(r"kglue-bench-run: (.*)", line)
         if m and k is not None:
@@ -36,7 +44,7 @@ def runs_of(console):
             d["k"] = k
             runs.append(d)
             k = None
-    return runs
+    return runs, idle
 
 
 def counts_of(trace):
@@ -91,10 +99,13 @@ def main():
     ap.add_argument("--title", default="kernel-glue bench")
     ap.add_argument("--json")
     a = ap.parse_args()
-    runs, counts = runs_of(a.console), counts_of(a.trace)
+    (runs, idle), counts = runs_of(a.console), counts_of(a.trace)
     if not runs:
         sys.exit("bench-summary.py: no kglue-bench-run lines in " + a.console)
     groups, problems = {}, []
+    # The descriptors of an interval with nothing in it: the markers' own bind and release.
+    idle_all = [counts[k]["all"] for k in idle if k in counts]
+    base_all = statistics.median(idle_all) if idle_all else 0
     for r in runs:
         c = counts.get(r["k"])
         if c is None:
@@ -103,28 +114,36 @@ def main():
         pairs = int(r["pairs"])
         g = groups.setdefault(name_of(r), [])
         g.append(dict(us=float(r["us_per_pair"]), iotlb=c["iotlb"] / pairs,
-                      wait=c["wait"] / pairs, all=c["all"] / pairs, pages=c["pages"],
+                      wait=c["wait"] / pairs, all=c["all"] / pairs,
+                      net=max(c["all"] - base_all, 0) / pairs, pages=c["pages"],
                       domain=c["domain"], glob=c["glob"], unsafe=int(r["unsafe_reuse"]),
                       viol=int(r["violations"]), pairs=pairs, run=r))
     med = {n: dict(us=statistics.median(x["us"] for x in g),
                    iotlb=statistics.median(x["iotlb"] for x in g),
                    wait=statistics.median(x["wait"] for x in g),
                    all=statistics.median(x["all"] for x in g),
+                   net=statistics.median(x["net"] for x in g),
                    domain=max(x["domain"] for x in g), unsafe=max(x["unsafe"] for x in g),
                    n=len(g)) for n, g in groups.items()}
     base = med.get(name_of(dict(what="kernel-raw", policy="strict", arena="0")))
     ifd = med.get(name_of(dict(what="iommufd", policy="strict", arena="0")))
     print("### " + a.title + "\n")
     print("| configuration | µs/pair | IOTLB desc/pair | wait desc/pair | all desc/pair | "
-          "time vs kernel strict | time vs iommufd strict | desc vs iommufd strict | "
-          "domain-wide | unsafe reuse | runs |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "net desc/pair | time vs kernel strict | time vs iommufd strict | "
+          "desc vs iommufd strict | net desc vs iommufd strict | domain-wide | unsafe reuse | "
+          "runs |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, m in med.items():
         def ratio(b, key):
             return "%.1f×" % (b[key] / m[key]) if b and m[key] else "–"
-        print("| %s | %.2f | %.3f | %.3f | %.3f | %s | %s | %s | %d | %d | %d |" % (
-            n, m["us"], m["iotlb"], m["wait"], m["all"], ratio(base, "us"), ratio(ifd, "us"),
-            ratio(ifd, "all"), m["domain"], m["unsafe"], m["n"]))
+        print("| %s | %.2f | %.3f | %.3f | %.3f | %.4f | %s | %s | %s | %s | %d | %d | %d |" % (
+            n, m["us"], m["iotlb"], m["wait"], m["all"], m["net"], ratio(base, "us"),
+            ratio(ifd, "us"), ratio(ifd, "all"), ratio(ifd, "net"), m["domain"], m["unsafe"],
+            m["n"]))
+    if idle_all:
+        print("\nnet: less the descriptors of an interval with no run in it (the markers' own "
+              "bind and release), median %g over %d intervals (%s)." % (
+                  base_all, len(idle_all), ", ".join("%d" % x for x in idle_all)))
     # The library's own cost: the same IOMMU calls with and without it.
     pairs = [("strict", "1", dict(what="kernel", policy="strict", arena="0")),
              ("safe-deferred + arenas of 64", "64",

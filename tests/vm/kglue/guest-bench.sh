@@ -13,7 +13,8 @@ if ! insmod /iovaq/iovaq.ko caching_mode=$cm01; then
 	fail "insmod iovaq.ko caching_mode=$cm01"
 	return
 fi
-echo "kglue-bench: pairs=$pairs caching_mode=$cm reps=$reps kernel=$(uname -r)"
+echo "kglue-bench: pairs=$pairs caching_mode=$cm reps=$reps kernel=$(uname -r)" \
+	"clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 k=0
 vfio_bind() {
 	echo vfio-pci >/sys/bus/pci/devices/$edu/driver_override
@@ -23,12 +24,15 @@ vfio_unbind() {
 	echo "$edu" >/sys/bus/pci/devices/$edu/driver/unbind
 	echo >/sys/bus/pci/devices/$edu/driver_override
 }
-# run WHAT POLICY ARENA_PAGES
+# run WHAT POLICY ARENA_PAGES; WHAT idle: nothing between the markers (the descriptors the
+# markers' own bind and release leave in an interval, which bench-summary.py subtracts).
 run() {
 	/iovaq/kshim_edu "$edu" mark $((2 * k)) || fail "mark $((2 * k))"
 	echo "kglue-bench-k: $k"
 	[ "$1" = iommufd ] && vfio_bind
-	if timeout 300 /iovaq/kshim_edu "$edu" bench "$1" "$2" "$pairs" "$3"; then
+	if [ "$1" = idle ]; then
+		echo "kglue-bench-idle: $k"
+	elif timeout 300 /iovaq/kshim_edu "$edu" bench "$1" "$2" "$pairs" "$3"; then
 		ok "bench $1 $2 arena=$3"
 	else
 		fail "bench $1 $2 arena=$3"
@@ -39,6 +43,7 @@ run() {
 }
 r=0
 while [ $r -lt "$reps" ]; do
+	run idle - 0
 	run kernel-raw strict 0
 	run kernel-raw-sg strict 1
 	run kernel-raw-sg strict 64
