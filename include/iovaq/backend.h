@@ -214,7 +214,9 @@ IOVAQ_API int iovaq_backend_open(const struct iovaq_backend_opts *opts,
 IOVAQ_API void iovaq_backend_close(struct iovaq_backend *be);
 
 /**
- * iovaq_backend_why() - why the last iovaq_backend_open() of this thread failed.
+ * iovaq_backend_why() - why the last iovaq_backend_open() of this thread failed, or the last
+ * map that ran out of backend mappings (-ENOSPC: vfio-type1 names its limit, the module
+ * parameter dma_entry_limit, and the number of live mappings).
  *
  * Context: any thread (the message is per thread).
  * Return: a human-readable reason, "" if there is none.
@@ -332,6 +334,9 @@ IOVAQ_API int iovaq_backend_faults(struct iovaq_backend *be, struct iovaq_fault 
  * library picks IOVAs); the kernel invalidates inside every unmap, so the caps say
  * IOVAQ_CAP_UNMAP_INVALIDATES and IOVAQ_CAP_INVAL_PER_MAPPING, and flush() has nothing to do.
  * With a VT-d IOMMU, the caps say IOVAQ_CAP_CACHING_MODE when its capability register does.
+ * With an adopted IOAS, the caller may detach its devices while the backend has mappings there
+ * (VFIO_DEVICE_DETACH_IOMMUFD_PT): the device's DMA then faults, and the backend goes on
+ * mapping and unmapping in the IOAS.
  */
 struct iovaq_iommufd_opts {
 	size_t sz;
@@ -412,7 +417,11 @@ struct iovaq_kshim_opts {
  * @be: the backend.
  *
  * A userspace driver programs its device through it (regions, interrupts); it stays owned by
- * the backend and is closed by iovaq_backend_close().
+ * the backend and is closed by iovaq_backend_close(). The backend registers no device-request
+ * eventfd (VFIO_PCI_REQ_IRQ_INDEX): when the device is removed while open, the kernel's removal
+ * waits for iovaq_backend_close(), and until then maps and unmaps keep working on the
+ * container or IOAS. A driver that wants to be told registers its own eventfd here
+ * (VFIO_DEVICE_SET_IRQS), and when it fires destroys its domains and closes the backend.
  *
  * Context: any thread.
  * Return: the descriptor (>= 0); -EINVAL for NULL; -ENODEV if the backend has no device

@@ -196,8 +196,10 @@ IOVAQ_API void iovaq_domain_destroy(struct iovaq_domain *dom);
  * Context: thread-safe; may block in the backend; may run a flush (inline flusher).
  * Return: 0; -EINVAL for bad arguments; -ENOSPC if no IOVA range fits even after flushing
  * the queue, or if the backend is out of mappings (VFIO type1's limit; iovaq_backend_why()
- * names it) even after the mappings optimistic teardown kept were unmapped and the queue
- * flushed; -ENOMEM; or the backend's error (then nothing is mapped or allocated).
+ * names it) even after the mappings optimistic teardown kept were unmapped (one backend
+ * unmap per run of IOVA-adjacent ones) and the queue flushed; -ENOMEM; or the backend's error
+ * (then nothing is mapped or allocated). Deferred releases hold no backend mapping where the
+ * backend's unmap invalidates (iommufd, vfio-type1): their unmap ran at release.
  */
 IOVAQ_API int iovaq_domain_map(struct iovaq_domain *dom, void *buf, size_t len,
 			       unsigned int prot, iovaq_iova_t limit, iovaq_iova_t *iova);
@@ -483,8 +485,12 @@ IOVAQ_API iovaq_iova_t iovaq_arena_base(const struct iovaq_arena *a);
  * @prot: IOVAQ_PROT_READ and/or IOVAQ_PROT_WRITE.
  * @iova: receives base + idx * granule (may be NULL).
  *
- * Return: 0; -EINVAL; -EBUSY if a page is linked or not yet safe since its unlink; or the
- * backend's error (nothing linked).
+ * One call is one backend mapping, whatever its length: VFIO type1's mapping limit counts
+ * links, not pages.
+ *
+ * Return: 0; -EINVAL; -EBUSY if a page is linked or not yet safe since its unlink; -ENOSPC if
+ * the backend is out of mappings even after the domain's kept mappings were unmapped and the
+ * queue flushed (as iovaq_domain_map()); or the backend's error (nothing linked).
  */
 IOVAQ_API int iovaq_arena_link(struct iovaq_arena *a, uint64_t idx, void *buf, size_t len,
 			       unsigned int prot, iovaq_iova_t *iova);

@@ -310,9 +310,10 @@ static int vt1_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size
 		err = -errno;
 		vfio_areas_remove(&v->areas, pos, 1);
 		if (err == -ENOSPC)
-			fail(err, "vfio-type1: the container's mapping limit is reached (%zu live "
-				  "mappings; vfio_iommu_type1 dma_entry_limit, 65535 by default)",
-			     v->areas.n);
+			fail(err, "vfio-type1: the container's mapping limit is reached: %zu live "
+				  "mappings of this backend, %u allowed at open (vfio_iommu_type1 "
+				  "module parameter dma_entry_limit, 65535 by default)",
+			     v->areas.n, v->dma_limit);
 	}
 	iovaq_unlock(&v->lock);
 	return err;

@@ -976,9 +976,81 @@ static int kept_evict(struct iovaq_domain *d, struct kept *k)
 	return 0;
 }
 
+static int cmp_kept(const void *a, const void *b)
+{
+	const struct kept *x = *(struct kept *const *)a, *y = *(struct kept *const *)b;
+
+	return x->iova < y->iova ? -1 : x->iova > y->iova;
+}
+
 /*
- * Evict kept mappings that are too old, or beyond the count, or all of them (@all). Stops at
- * the first backend error and returns it (the mapping stays kept); 0 otherwise.
+ * Evict every kept mapping, unmapping each run of IOVA-adjacent ones with one backend call: an
+ * unmap may cover several whole mappings, which VFIO type1 and iommufd remove in one ioctl
+ * (type1 syncs the IOTLB once per up to 512 of them, FACTS.md). At VFIO type1's mapping limit
+ * this is what gives the slots back (iovaq_domain_map()'s -ENOSPC retry), at the cost of one
+ * system call per run instead of one per mapping. Stops at the first backend error and returns
+ * it: that run and the ones after it stay kept (newest), and a later eviction retries them.
+ * 1 when the sort array cannot be allocated: the caller evicts one by one.
+ */
+static int kept_evict_all(struct iovaq_domain *d)
+{
+	struct kept **v, *k;
+	uint64_t n, cap, i, j, p;
+	int ret, err = 0;
+
+	iovaq_lock(&d->lock);
+	cap = d->n_kept;
+	iovaq_unlock(&d->lock);
+	if (cap < 2)
+		return 1;	/* nothing to coalesce */
+	v = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, cap * sizeof(*v));
+	if (!v)
+		return 1;
+	iovaq_lock(&d->lock);
+	for (n = 0; n < cap && (k = d->kept_old); n++) {
+		kept_unlink(d, k);
+		v[n] = k;
+	}
+	iovaq_unlock(&d->lock);
+	iovaq_sort(v, n, sizeof(*v), cmp_kept);
+	for (i = 0; i < n; i = j) {
+		iovaq_iova_t end = v[i]->iova + (v[i]->pages << d->shift);
+
+		for (j = i + 1; j < n && v[j]->iova == end; j++)
+			end += v[j]->pages << d->shift;
+		ret = err ? err : iovaq_backend_unmap(d->be, v[i]->iova, (size_t)(end - v[i]->iova));
+		if (ret < 0) {
+			/* Their records were just removed, so there is room to put them back. */
+			err = ret;
+			iovaq_lock(&d->lock);
+			for (p = i; p < j; p++) {
+				iovaq__imap_add(&d->kept_map, (uintptr_t)v[p]->buf, v[p]->pages, v[p]);
+				kept_push(d, v[p]);
+			}
+			iovaq_unlock(&d->lock);
+			continue;
+		}
+		iovaq_lock(&d->lock);
+		d->st.teardown_evictions += j - i;
+		iovaq_unlock(&d->lock);
+		for (p = i; p < j; p++) {
+			struct qent q = { .iova = v[p]->iova, .pages = v[p]->pages,
+					  .acct = v[p]->pages, .t_release = v[p]->t_release,
+					  .accounted = 1,
+					  .freed_tables = ret == IOVAQ_UNMAP_FREED_TABLES };
+
+			iovaq__meta_free(d->hooks, &d->metadata_bytes, v[p], sizeof(*v[p]));
+			enqueue(d, &q);
+		}
+	}
+	iovaq__meta_free(d->hooks, &d->metadata_bytes, v, cap * sizeof(*v));
+	return err;
+}
+
+/*
+ * Evict kept mappings that are too old, or beyond the count, or all of them (@all, coalesced:
+ * kept_evict_all()). Stops at the first backend error and returns it (the mapping stays
+ * kept); 0 otherwise.
  */
 static int kept_evict_due(struct iovaq_domain *d, int all)
 {
@@ -988,6 +1060,11 @@ static int kept_evict_due(struct iovaq_domain *d, int all)
 
 	if (!d->teardown_ns)
 		return 0;
+	if (all) {
+		err = kept_evict_all(d);
+		if (err <= 0)
+			return err;
+	}
 	now = iovaq_now_ns();
 	for (;;) {
 		int aged, over;
@@ -1564,6 +1641,12 @@ int iovaq_arena_link(struct iovaq_arena *a, uint64_t idx, void *buf, size_t len,
 	if (i < idx + n)
 		return -EBUSY;
 	err = iovaq_backend_map(d->be, a->base + (idx << d->shift), buf, len, prot);
+	if (err == -ENOSPC && queue_nonempty(d)) {
+		/* Out of backend mappings: as in iovaq_domain_map(), kept ones give theirs back. */
+		kept_evict_due(d, 1);
+		flush_queue(d, FR_NOSPC);
+		err = iovaq_backend_map(d->be, a->base + (idx << d->shift), buf, len, prot);
+	}
 	if (err)
 		return err;
 	for (i = idx; i < idx + n; i++) {
