@@ -270,7 +270,7 @@ static int unmap_part(struct plan *pl, struct pmap *m, uint64_t base, uint64_t s
 	}
 	pl->partial_unmaps++;
 	if (!m->done) {
-		m->done = calloc((m->pages + 63) / 64, sizeof(uint64_t));
+		m->done = calloc(m->pages / 64 + 1, sizeof(uint64_t));
 		if (!m->done)
 			return -ENOMEM;
 	}
@@ -572,7 +572,7 @@ static int do_map(struct rp *p, uint32_t id)
 			return rfail(p, err, "line %u: iovaq_domain_map(%zu bytes): %s (%d)", m->line,
 				     len, iovaq_strerror(err), err);
 	} else {
-		uint32_t aid, ap = p->cfg->arena_pages;
+		uint32_t aid = NONE, ap = p->cfg->arena_pages;
 		bool own = m->pages > ap;
 
 		if (own) {
