@@ -6,7 +6,8 @@
  * baseline the kernel offers without the library: iommu_map() + iommu_unmap() per page.
  * RAW_ARENA makes the IOMMU calls the library's ARENA path makes (with one-page groups, those
  * of its DOMAIN path under strict), with nothing else: the difference is the library's own
- * cost (the core, the backend's bookkeeping, building the scatterlist).
+ * cost (the core, the backend's bookkeeping, building the scatterlist). RAW_ARENA_BUILD
+ * builds the scatterlist per link as the backend does, to tell that part from the rest.
  *
  * ARENA mode (F&S, SOSP'24): the ring is cut into groups of @arena_pages consecutive slots,
  * each with an arena of its own (one contiguous, size-aligned IOVA chunk). The group's pages
@@ -86,14 +87,46 @@ static int bench_raw(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void
  * with one iommu_unmap_fast() and one iommu_iotlb_sync(). The last link is partial when
  * @count is not a multiple of @arena_pages, as in ARENA mode.
  */
+/*
+ * RAW_ARENA_BUILD: as RAW_ARENA, but each link describes its pages as the backend's map does
+ * (a page array allocated per call, vmalloc_to_page() per page of the group's vmapping, a
+ * scatterlist built and freed around iommu_map_sgtable()): what any caller of iommu_map_sg()
+ * pays for pages it did not describe before.
+ */
+static int raw_map_built(struct iommu_domain *dom, u64 iova, void *vm, u32 np)
+{
+	struct page **pages = kvmalloc_array(np, sizeof(*pages), GFP_KERNEL);
+	size_t len = (size_t)np << PAGE_SHIFT;
+	struct sg_table t;
+	ssize_t mapped;
+	u32 j;
+	int err;
+
+	if (!pages)
+		return -ENOMEM;
+	for (j = 0; j < np; j++)
+		pages[j] = vmalloc_to_page((char *)vm + ((size_t)j << PAGE_SHIFT));
+	err = sg_alloc_table_from_pages(&t, pages, np, 0, len, GFP_KERNEL);
+	if (!err) {
+		mapped = iommu_map_sgtable(dom, iova, &t, IOMMU_READ | IOMMU_WRITE);
+		sg_free_table(&t);
+		if (mapped != (ssize_t)len)
+			err = mapped < 0 ? mapped : -ENOMEM;
+	}
+	kvfree(pages);
+	return err;
+}
+
 static int bench_raw_arena(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void **bufs)
 {
 	struct iommu_domain *dom = iovaq_kbackend_domain(be);
 	struct iovaq_backend_caps c = { .sz = sizeof(c) };
 	u32 a = b->arena_pages, ng = b->ring / a, n = DIV_ROUND_UP(b->count, a);
 	u32 rem = b->count - (n - 1) * a;	/* pages of the last link */
+	bool build = b->mode == IOVAQ_KSHIM_BENCH_RAW_ARENA_BUILD;
 	struct sg_table *sgt, *last;
 	struct page **pages;
+	void **vm = NULL;
 	u32 *linked;
 	u64 base, t0;
 	u32 i, j;
@@ -122,6 +155,17 @@ static int bench_raw_arena(struct iovaq_backend *be, struct iovaq_kshim_bench *b
 		err = sg_alloc_table_from_pages(&sgt[i], pages, np, 0, (size_t)np << PAGE_SHIFT,
 						GFP_KERNEL);
 	}
+	if (!err && build) {
+		/* As ARENA mode: one vmapping per group, made before the clock starts. */
+		vm = kvcalloc(ng, sizeof(*vm), GFP_KERNEL);
+		for (i = 0; vm && i < ng && !err; i++) {
+			for (j = 0; j < a; j++)
+				pages[j] = virt_to_page(bufs[i * a + j]);
+			vm[i] = vmap(pages, a, VM_MAP, PAGE_KERNEL);
+			err = vm[i] ? 0 : -ENOMEM;
+		}
+		err = vm ? err : -ENOMEM;
+	}
 	if (err)
 		goto out;
 	last = &sgt[ng];
@@ -147,11 +191,18 @@ static int bench_raw_arena(struct iovaq_backend *be, struct iovaq_kshim_bench *b
 		if (i < n) {
 			struct sg_table *t = i == n - 1 ? last : &sgt[k];
 			u32 np = i == n - 1 ? rem : a;
-			ssize_t mapped = iommu_map_sgtable(dom, iova, t, IOMMU_READ | IOMMU_WRITE);
+			ssize_t mapped;
 
-			if (mapped != (ssize_t)np << PAGE_SHIFT) {
-				err = mapped < 0 ? mapped : -ENOMEM;
-				break;
+			if (build) {
+				err = raw_map_built(dom, iova, vm[k], np);
+				if (err)
+					break;
+			} else {
+				mapped = iommu_map_sgtable(dom, iova, t, IOMMU_READ | IOMMU_WRITE);
+				if (mapped != (ssize_t)np << PAGE_SHIFT) {
+					err = mapped < 0 ? mapped : -ENOMEM;
+					break;
+				}
 			}
 			linked[k] = np;
 			b->maps++;
@@ -164,6 +215,10 @@ out:
 	if (sgt)
 		for (i = 0; i <= ng; i++)
 			sg_free_table(&sgt[i]);
+	for (i = 0; vm && i < ng; i++)
+		if (vm[i])
+			vunmap(vm[i]);
+	kvfree(vm);
 	kvfree(sgt);
 	kvfree(linked);
 	kvfree(pages);
@@ -349,9 +404,9 @@ int iovaq_kbench_run(struct iovaq_backend *be, struct iovaq_kshim_bench *b)
 	int err;
 
 	if (b->reserved || !b->count || b->count > 1000000 || !b->ring || b->ring > 4096 ||
-	    b->mode > IOVAQ_KSHIM_BENCH_RAW_ARENA || b->policy >= IOVAQ_POLICY_NR)
+	    b->mode > IOVAQ_KSHIM_BENCH_RAW_ARENA_BUILD || b->policy >= IOVAQ_POLICY_NR)
 		return -EINVAL;
-	if ((b->mode == IOVAQ_KSHIM_BENCH_ARENA || b->mode == IOVAQ_KSHIM_BENCH_RAW_ARENA) &&
+	if (b->mode != IOVAQ_KSHIM_BENCH_DOMAIN && b->mode != IOVAQ_KSHIM_BENCH_RAW_STRICT &&
 	    (!b->arena_pages || b->arena_pages > 4096 || !is_power_of_2(b->arena_pages) ||
 	     b->ring % b->arena_pages))
 		return -EINVAL;
@@ -372,7 +427,8 @@ int iovaq_kbench_run(struct iovaq_backend *be, struct iovaq_kshim_bench *b)
 	}
 	if (b->mode == IOVAQ_KSHIM_BENCH_RAW_STRICT)
 		err = bench_raw(be, b, bufs);
-	else if (b->mode == IOVAQ_KSHIM_BENCH_RAW_ARENA)
+	else if (b->mode == IOVAQ_KSHIM_BENCH_RAW_ARENA ||
+		 b->mode == IOVAQ_KSHIM_BENCH_RAW_ARENA_BUILD)
 		err = bench_raw_arena(be, b, bufs);
 	else
 		err = bench_domain(be, b, bufs);

@@ -229,6 +229,12 @@ enum {
 	 * table built before the loop), one iommu_unmap_fast() and one iommu_iotlb_sync().
 	 */
 	IOVAQ_KSHIM_BENCH_RAW_ARENA = 3,
+	/*
+	 * RAW_ARENA, but each link describes its pages as the kernel backend's map does (a
+	 * page array, vmalloc_to_page() per page of the group's vmapping, a scatterlist built
+	 * and freed around the map): RAW_ARENA's calls plus describing fresh pages.
+	 */
+	IOVAQ_KSHIM_BENCH_RAW_ARENA_BUILD = 4,
 };
 
 /**
@@ -237,7 +243,7 @@ enum {
  * @size: sizeof(struct iovaq_kshim_bench).
  * @mode: IOVAQ_KSHIM_BENCH_*.
  * @policy: libiovaq's enum iovaq_policy (DOMAIN and ARENA modes).
- * @arena_pages: ARENA and RAW_ARENA modes: pages per arena (power of two, <= 4096, dividing
+ * @arena_pages: ARENA and RAW_ARENA* modes: pages per arena (power of two, <= 4096, dividing
  *	@ring): the ring's slots in groups, each group one arena linked with one call (its pages
  *	vmapped before the loop: one iommu_map_sg()) and unlinked + synced with one command;
  *	when @count is not a multiple of it, the last link covers the count % @arena_pages

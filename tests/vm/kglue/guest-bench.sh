@@ -45,8 +45,10 @@ r=0
 while [ $r -lt "$reps" ]; do
 	run idle - 0
 	run kernel-raw strict 0
-	run kernel-raw-sg strict 1
-	run kernel-raw-sg strict 64
+	for g in 1 64; do
+		run kernel-raw-sg strict $g
+		run kernel-raw-sg-build strict $g
+	done
 	for p in strict deferred safe-deferred; do run kernel $p 0; done
 	run kernel safe-deferred 64
 	for p in strict deferred safe-deferred; do run kshim $p 0; done

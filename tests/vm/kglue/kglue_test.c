@@ -166,7 +166,7 @@ static void bench(int fd, unsigned int pairs)
  */
 static void bench_arena(int fd, unsigned int pairs)
 {
-	unsigned int count = 64 * (pairs / 64) + 40, groups = (count + 63) / 64;
+	unsigned int count = 64 * (pairs / 64) + 40, groups = (count + 63) / 64, mode;
 	struct iovaq_kshim_bench b = { .size = sizeof(b), .mode = IOVAQ_KSHIM_BENCH_ARENA,
 				       .policy = 2, .arena_pages = 64, .count = count, .ring = 64 };
 
@@ -184,14 +184,20 @@ static void bench_arena(int fd, unsigned int pairs)
 	      (unsigned long long)b.syncs, groups);
 	CHECK(b.unsafe_reuse == 0, "arenas, safe-deferred: no unsafe reuse");
 
-	/* The same calls without the library (RAW_ARENA): as many maps, unmaps and syncs. */
-	b = (struct iovaq_kshim_bench){ .size = sizeof(b), .mode = IOVAQ_KSHIM_BENCH_RAW_ARENA,
-					.arena_pages = 64, .count = count, .ring = 64 };
-	CHECK(!xioctl(fd, IOVAQ_KSHIM_BENCH, &b), "raw arena bench, %u pairs", count);
-	CHECK(b.maps == groups && b.unmaps == groups && b.syncs == groups,
-	      "raw: one map, unmap and sync per group: %llu, %llu, %llu for %u groups",
-	      (unsigned long long)b.maps, (unsigned long long)b.unmaps,
-	      (unsigned long long)b.syncs, groups);
+	/*
+	 * The same calls without the library (RAW_ARENA, and RAW_ARENA_BUILD, which builds each
+	 * scatterlist in the loop): as many maps, unmaps and syncs.
+	 */
+	for (mode = IOVAQ_KSHIM_BENCH_RAW_ARENA; mode <= IOVAQ_KSHIM_BENCH_RAW_ARENA_BUILD; mode++) {
+		b = (struct iovaq_kshim_bench){ .size = sizeof(b), .mode = mode, .arena_pages = 64,
+						.count = count, .ring = 64 };
+		CHECK(!xioctl(fd, IOVAQ_KSHIM_BENCH, &b), "raw arena bench (mode %u), %u pairs",
+		      mode, count);
+		CHECK(b.maps == groups && b.unmaps == groups && b.syncs == groups,
+		      "raw (mode %u): one map, unmap and sync per group: %llu, %llu, %llu for %u "
+		      "groups", mode, (unsigned long long)b.maps, (unsigned long long)b.unmaps,
+		      (unsigned long long)b.syncs, groups);
+	}
 
 	/* Arena sizes the ring cannot be cut into. */
 	b = (struct iovaq_kshim_bench){ .size = sizeof(b), .mode = IOVAQ_KSHIM_BENCH_ARENA,

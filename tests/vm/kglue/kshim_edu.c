@@ -29,7 +29,9 @@
  *	module's iommu_map + iommu_unmap per page, IOVAQ_KSHIM_BENCH), kernel (the module's
  *	loop through the in-kernel domain), kernel-raw-sg (the module's IOMMU calls of the
  *	arena path without the library, IOVAQ_KSHIM_BENCH_RAW_ARENA, groups of ARENA_PAGES;
- *	with 1, the calls of the strict path), kshim or iommufd (this process through a libiovaq
+ *	with 1, the calls of the strict path), kernel-raw-sg-build (the same, each link's
+ *	scatterlist built as the backend builds it, RAW_ARENA_BUILD), kshim or iommufd (this
+ *	process through a libiovaq
  *	domain on that backend). POLICY: strict, deferred, safe-deferred. ARENA_PAGES > 0:
  *	groups of that many consecutive ring slots, one arena each (one link, one unlink + sync).
  */
@@ -493,15 +495,20 @@ static int policy_of(const char *s)
 	return -1;
 }
 
-/* The module's own loop (IOVAQ_KSHIM_BENCH); @what: kernel, kernel-raw or kernel-raw-sg. */
+/*
+ * The module's own loop (IOVAQ_KSHIM_BENCH); @what: kernel, kernel-raw, kernel-raw-sg or
+ * kernel-raw-sg-build.
+ */
 static int bench_kernel(const char *what, int pol, const char *pn, unsigned int pairs,
 			unsigned int arena)
 {
-	int raw = strcmp(what, "kernel") != 0, sg = !strcmp(what, "kernel-raw-sg");
+	int raw = strcmp(what, "kernel") != 0, sg = !strcmp(what, "kernel-raw-sg"),
+	    build = !strcmp(what, "kernel-raw-sg-build");
 	struct iovaq_kshim_bench b = {
 		.size = sizeof(b), .count = pairs, .ring = 64, .policy = (uint32_t)pol,
 		.arena_pages = arena,
-		.mode = sg ? IOVAQ_KSHIM_BENCH_RAW_ARENA : raw ? IOVAQ_KSHIM_BENCH_RAW_STRICT :
+		.mode = build ? IOVAQ_KSHIM_BENCH_RAW_ARENA_BUILD :
+			sg ? IOVAQ_KSHIM_BENCH_RAW_ARENA : raw ? IOVAQ_KSHIM_BENCH_RAW_STRICT :
 			arena ? IOVAQ_KSHIM_BENCH_ARENA : IOVAQ_KSHIM_BENCH_DOMAIN,
 	};
 	int fd = kshim_bind();
@@ -627,7 +634,7 @@ static int bench_main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[3], "kernel") || !strcmp(argv[3], "kernel-raw") ||
-	    !strcmp(argv[3], "kernel-raw-sg"))
+	    !strcmp(argv[3], "kernel-raw-sg") || !strcmp(argv[3], "kernel-raw-sg-build"))
 		return bench_kernel(argv[3], pol, argv[4], pairs, arena);
 	return bench_user(argv[3], pol, argv[4], pairs, arena);
 }
