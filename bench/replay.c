@@ -35,6 +35,13 @@
  * age bound fires in idle gaps as on the traced machine; windows are then in trace time (plus
  * the replay's lateness), and the replay takes as long as the trace spans.
  *
+ * The replay runs on one thread pinned to one CPU (the trace is one CPU's stream too): with
+ * per-CPU invalidation rings, a thread that migrates spreads one arena's syncs over several
+ * rings, and a flush that drains the rings in ring order then completes a later sync of the
+ * arena before an earlier one, moving its safe_seq backwards; the arena's pages then look
+ * unsafe after their cookie came back and a link fails with -EBUSY (seen with --pace trace;
+ * a library bug, conservative, not a safety one).
+ *
  * safe-deferred+arenas: a trace names no device, ring or descriptor, so mappings go into
  * arenas in map order: each arena (--arena-pages, default 64) is filled with consecutive maps
  * (a map that does not fit starts the next arena; a map larger than an arena gets one of its
@@ -1296,6 +1303,9 @@ int bench_replay_main(int argc, char **argv)
 		ret = bench_error("out of memory");
 		goto out;
 	}
+	id = bench_pin_self(bench_cpu_for(0));
+	if (id)
+		bench_warn("cannot pin the replay to CPU %d: %s", bench_cpu_for(0), strerror(id));
 	start = bench_now_ns();
 	for (unsigned int m = 0; m < BENCH_N_MODELS && !ret; m++) {
 		if (!(d.models & (1ULL << m)))
