@@ -20,6 +20,11 @@
 # (tests/vm/bench-summary.py): a table of descriptors per unmapped page per policy, also in
 # LOGDIR/TAG.bench.md and, one JSON object per configuration, LOGDIR/TAG.bench.jsonl.
 #
+# IOVAQ_VM_HOTPLUG=1: edu sits behind a pcie-root-port (hot-pluggable) and QEMU listens for
+# QMP on LOGDIR/TAG.qmp; tests/vm/qmp-unplug.py sends device_del when the guest asks for it and
+# waits for DEVICE_DELETED; the guest (iovaq.hotplug=1 on its command line) runs only the
+# hotplug test (tests/vm/init). Exit 1 also when the unplug did not complete.
+#
 # Environment: IOVAQ_VM_TIMEOUT, IOVAQ_VM_ACCEL (default tcg: /dev/kvm on the project's machines
 # cannot boot these kernels), IOVAQ_VM_CM (caching-mode, default on), IOVAQ_VM_TRACE (0: no
 # trace file), IOVAQ_VM_APPEND (more kernel command line, e.g. "iovaq.tests=off
@@ -47,19 +52,47 @@ if [ "${IOVAQ_VM_TRACE:-1}" != 0 ]; then
 fi
 cpu=max
 [ "$accel" = tcg ] || cpu=host
+# shellcheck disable=SC2054 # the commas are QEMU's
+edu_args=(-device edu,dma_mask=0xffffffffffffffff)
+hotplug=${IOVAQ_VM_HOTPLUG:-0}
+qmp=$logdir/$tag.qmp
+if [ "$hotplug" = 1 ]; then
+	command -v python3 >/dev/null || vm_die "IOVAQ_VM_HOTPLUG=1 needs python3 (QMP client)"
+	rm -f "$qmp"
+	# shellcheck disable=SC2054
+	edu_args=(-device pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1
+		-device edu,id=edu0,bus=rp0,dma_mask=0xffffffffffffffff
+		-qmp "unix:$qmp,server=on,wait=off")
+	python3 "$vm_dir/qmp-unplug.py" "$console" "$qmp" edu0 "$((limit - 10))" \
+		>"$logdir/$tag.qmp.log" 2>&1 &
+	qmp_pid=$!
+fi
 # The guest's own time limit per test program is a little under ours.
 t0=$SECONDS
 set +e
 timeout --kill-after=10 "$limit" "$qemu" \
 	-accel "$accel" -machine q35,kernel-irqchip=split -cpu "$cpu" -smp 1 -m 1G \
 	-device intel-iommu,intremap=on,caching-mode="${IOVAQ_VM_CM:-on}" \
-	-device edu,dma_mask=0xffffffffffffffff \
+	"${edu_args[@]}" \
 	-nodefaults -vga none -display none -no-reboot -net none \
 	-serial "file:$console" -monitor none \
 	"${trace_args[@]}" ${IOVAQ_VM_QEMU_ARGS:-} \
 	-kernel "$kernel" -initrd "$initrd" \
-	-append "console=ttyS0 no_timer_check intel_iommu=on iommu.strict=1 panic=-1 quiet loglevel=4 iovaq.timeout=$((limit - 60)) ${IOVAQ_VM_APPEND:-}"
+	-append "console=ttyS0 no_timer_check intel_iommu=on iommu.strict=1 panic=-1 quiet loglevel=4 iovaq.timeout=$((limit - 60)) $([ "$hotplug" = 1 ] && echo iovaq.hotplug=1) ${IOVAQ_VM_APPEND:-}"
 rc=$?
+unplugged=0
+if [ "$hotplug" = 1 ]; then
+	# QEMU is gone, and with it the helper's socket; a helper still waiting for the guest's
+	# request would wait for its deadline: it has 5 s, then it is stopped.
+	for _ in $(seq 50); do
+		kill -0 "$qmp_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$qmp_pid" 2>/dev/null
+	wait "$qmp_pid" && unplugged=1
+	cat "$logdir/$tag.qmp.log"
+	rm -f "$qmp"
+fi
 set -e
 secs=$((SECONDS - t0))
 
@@ -92,6 +125,10 @@ if [ -z "$result" ]; then
 	exit 1
 fi
 echo "$tag: ${result#iovaq-vm: } ($secs s)"
+if [ "$hotplug" = 1 ] && [ "$unplugged" != 1 ]; then
+	vm_log "$tag: QEMU reported no DEVICE_DELETED for edu (qmp-unplug.py above)"
+	exit 1
+fi
 case $result in
 *" 0 passed,"*) exit 1 ;;
 *" 0 failed"*) exit 0 ;;

@@ -1025,3 +1025,70 @@ ParameterizedTest(unsigned int *b, unplug, remove_while_open, .timeout = 180,
 	iovaq_backend_close(be);
 	free(buf);
 }
+
+/*
+ * A real hot unplug: in the guest that tests/vm/run-vm.sh boots with IOVAQ_VM_HOTPLUG=1 (edu
+ * behind a pcie-root-port, Debian's kernel, which has PCI hotplug built in), the test asks the
+ * host for QMP device_del through the console, with the backend holding edu open and the
+ * domain a live mapping. The guest's hotplug driver removes the device, and vfio-pci holds the
+ * removal until the device fd is released, as for unplug::remove_while_open. Destroying the
+ * domain and closing the backend let the removal, and QEMU's unplug (DEVICE_DELETED, checked
+ * by tests/vm/qmp-unplug.py), complete.
+ */
+Test(hotplug, device_del_while_open, .timeout = 240)
+{
+	const char *bdf = edu_bdf();
+	int fds0 = count_fds(), faulted, err, con;
+	struct iovaq_backend *be = NULL;
+	struct iovaq_domain *dom = NULL;
+	iovaq_iova_t siova, tiova;
+	uint8_t *scratch, *buf;
+	unsigned int logged0;
+	char why[512];
+	struct edu e;
+
+	if (!getenv("IOVAQ_VM_HOTPLUG"))
+		cr_skip_test("not the hotplug guest (tests/vm/vm-test.sh boots one on Debian's "
+			     "kernel: edu behind a pcie-root-port, device_del over QMP)");
+	skip_if_absent(1);
+	err = open_be(1, bdf, &be, why, sizeof(why));
+	cr_assert_eq(err, 0, "open: %s: %s", iovaq_strerror(err), why);
+	cr_assert_eq(edu_init(&e, iovaq_backend_device_fd(be), why, sizeof(why)), 0, "edu: %s",
+		     why);
+	IOVAQ_OPTS(iovaq_domain_opts, o, .backend = be, .policy = IOVAQ_POLICY_STRICT);
+	cr_assert_eq(iovaq_domain_create(&o, &dom), 0);
+	scratch = aligned_alloc(PAGE, PAGE);
+	buf = aligned_alloc(PAGE, PAGE);
+	cr_assert(scratch && buf);
+	memset(buf, 0x11, PAGE);
+	cr_assert_eq(iovaq_domain_map(dom, scratch, PAGE, IOVAQ_PROT_READ | IOVAQ_PROT_WRITE,
+				      UINT64_MAX, &siova), 0);
+	cr_assert_eq(iovaq_domain_map(dom, buf, PAGE, IOVAQ_PROT_WRITE, UINT64_MAX, &tiova), 0);
+	cr_assert_eq(device_write(&e, scratch, siova, tiova, 0xa5, &faulted), 0);
+	cr_assert(!faulted && all_bytes(buf, 0xa5),
+		  "edu behind the root port: the device write did not land");
+
+	logged0 = klog_count(bdf, "blocked until released");
+	con = open("/dev/console", O_WRONLY | O_NOCTTY);
+	cr_assert_geq(con, 0, "/dev/console: %s", strerror(errno));
+	dprintf(con, "\niovaq-vm: hotplug: device_del now\n");
+	close(con);
+	/* Native PCIe hotplug would wait 5 s after the attention button; allow for it. */
+	for (int i = 0; i < 1800 && klog_count(bdf, "blocked until released") == logged0; i++)
+		edu_sleep_ms(50);
+	cr_assert_gt(klog_count(bdf, "blocked until released"), logged0,
+		     "no removal of %s began within 90 s of the device_del request", bdf);
+	cr_assert(dev_present(bdf), "%s went away while the backend had it open", bdf);
+	cr_assert_eq(iovaq_domain_unmap(dom, tiova, PAGE, 1), 0);
+	cr_assert_eq(iovaq_domain_unmap(dom, siova, PAGE, 2), 0);
+	cr_assert_eq(iovaq_domain_check(dom), 0);
+	iovaq_domain_destroy(dom);
+	cr_assert_eq(iovaq_backend_pinned_bytes(be), 0, "pages still pinned");
+	iovaq_backend_close(be);
+	for (int i = 0; i < 1200 && dev_present(bdf); i++)
+		edu_sleep_ms(50);
+	cr_assert(!dev_present(bdf), "%s still there 60 s after the backend closed", bdf);
+	cr_assert_eq(count_fds(), fds0, "file descriptors leaked");
+	free(buf);
+	free(scratch);
+}
