@@ -45,9 +45,11 @@
  * safe-deferred+arenas: a trace names no device, ring or descriptor, so mappings go into
  * arenas in map order: each arena (--arena-pages, default 64) is filled with consecutive maps
  * (a map that does not fit starts the next arena; a map larger than an arena gets one of its
- * own); an unmap unlinks its pages; after every --arena-sync (default 16) unlinked pages,
- * every arena with unlinked pages gets one sync (a driver's completion batch), and a full
- * arena whose last page is unlinked gets its final sync at once and is reused once safe.
+ * own); an unmap unlinks its pages; after every --arena-sync (default 16) unlinked pages, or
+ * when the first of them has waited --arena-sync-ns (default 1 ms) of trace time, every arena
+ * with unlinked pages gets one sync (a driver's completion batch: without the time bound, the
+ * last unlinks before an idle gap would wait for the traffic to resume), and a full arena
+ * whose last page is unlinked gets its final sync at once and is reused once safe.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -69,6 +71,7 @@
 #define NONE UINT32_MAX
 #define DEFAULT_ARENA_PAGES 64
 #define DEFAULT_ARENA_SYNC 16
+#define DEFAULT_ARENA_SYNC_NS 1000000ULL	/* 1 ms: a NAPI poll round is well below */
 #define MAX_HOST_BYTES (1ULL << 40)	/* address space reserved for the buffers, at most */
 
 /* Indexes into bench_policy_names (bench/run.c). */
@@ -424,6 +427,7 @@ struct replay_cfg {
 	unsigned int ring;
 	uint32_t ring_entries;
 	uint32_t arena_pages, arena_sync;
+	uint64_t arena_sync_ns;	/* trace time a batch may wait */
 	uint64_t max_window_ns;	/* 0: the library's default */
 };
 
@@ -455,6 +459,8 @@ struct rp {
 	uint32_t *pend;			/* arenas with unsynced unlinks */
 	uint32_t npend;
 	uint64_t unsynced;		/* pages unlinked since the last batch sync */
+	uint64_t unsynced_ts;		/* trace time of the first of them */
+	uint64_t ts;			/* trace time of the event being replayed */
 	pthread_mutex_t rlock;		/* ready list: completions may run on the flusher */
 	uint32_t *ready;
 	uint32_t nready;
@@ -678,6 +684,8 @@ static int do_unmap(struct rp *p, uint32_t id)
 		a->pending = true;
 		p->pend[p->npend++] = p->ar_of[id];
 	}
+	if (!p->unsynced)
+		p->unsynced_ts = p->ts;
 	p->unsynced += m->pages;
 	if (p->unsynced >= p->cfg->arena_sync) {
 		err = arena_sync_pending(p);
@@ -740,6 +748,20 @@ static int replay_events(struct rp *p)
 	for (size_t i = 0; i < t->n && !err; i++) {
 		const struct bench_trace_ev *ev = &t->ev[i];
 
+		/*
+		 * Arenas: a batch that waited --arena-sync-ns of trace time is synced before this
+		 * event (at its due time with --pace trace), as a driver ends its completion batch.
+		 */
+		if (p->unsynced && ev->ts_ns - p->unsynced_ts >= p->cfg->arena_sync_ns) {
+			uint64_t due = t0 + (p->unsynced_ts + p->cfg->arena_sync_ns - ts0);
+
+			if (p->cfg->pace == PACE_TRACE && bench_now_ns() < due)
+				sleep_until(due);
+			err = arena_sync_pending(p);
+			if (err)
+				break;
+		}
+		p->ts = ev->ts_ns;
 		if (p->cfg->pace == PACE_TRACE) {
 			uint64_t due = t0 + (ev->ts_ns - ts0), now = bench_now_ns();
 
@@ -890,6 +912,7 @@ enum {
 	O_RING_ENTRIES,
 	O_ARENA_PAGES,
 	O_ARENA_SYNC,
+	O_ARENA_SYNC_NS,
 	O_MAX_WINDOW,
 	O_HELP,
 };
@@ -909,6 +932,8 @@ static const struct bench_opt replay_opts[] = {
 				 "(default 64)", O_ARENA_PAGES },
 	{ "arena-sync", 0, "N", "safe-deferred+arenas: unlinked pages per sync batch,\n"
 				"1..1M (default 16)", O_ARENA_SYNC },
+	{ "arena-sync-ns", 0, "N", "safe-deferred+arenas: trace time a sync batch may\n"
+				   "wait, 1000..1e9 ns (default 1 ms)", O_ARENA_SYNC_NS },
 	{ "max-window-ns", 0, "N", "the domains' window bound, 1000..60e9 ns (default:\n"
 				   "the library's, 10 ms)", O_MAX_WINDOW },
 	{ "json", 0, NULL, "one JSON document", BENCH_O_JSON },
@@ -921,7 +946,8 @@ void bench_replay_help(FILE *f)
 	fprintf(f,
 		"Usage: %s replay TRACE [--policies LIST] [--models LIST] [--pace NAME]\n"
 		"       %*s [--seed N] [--ring-layout NAME] [--ring-entries N]\n"
-		"       %*s [--arena-pages N] [--arena-sync N] [--max-window-ns N] [--json]\n"
+		"       %*s [--arena-pages N] [--arena-sync N] [--arena-sync-ns N]\n"
+		"       %*s [--max-window-ns N] [--json]\n"
 		"\n"
 		"Drive a libiovaq domain on the sim with the exact map/unmap stream of a guest\n"
 		"IOMMU trace (tracefs iommu:map/unmap events, docs/apps-testbed.md) under every\n"
@@ -933,11 +959,13 @@ void bench_replay_help(FILE *f)
 		"before the trace began are premapped, untimed; partial unmaps end a mapping at\n"
 		"its last page; other unknown unmaps are skipped and counted. The device reads\n"
 		"every page once just before its unmap. safe-deferred+arenas puts mappings into\n"
-		"arenas in map order and syncs every --arena-sync unlinked pages.\n"
+		"arenas in map order and syncs every --arena-sync unlinked pages, or after\n"
+		"--arena-sync-ns of trace time.\n"
 		"A malformed or truncated trace line is reported as FILE:LINE: reason (exit 2).\n"
 		"\n"
 		"Options:\n",
-		BENCH_PROG, (int)strlen(BENCH_PROG) + 7, "", (int)strlen(BENCH_PROG) + 7, "");
+		BENCH_PROG, (int)strlen(BENCH_PROG) + 7, "", (int)strlen(BENCH_PROG) + 7, "",
+		(int)strlen(BENCH_PROG) + 7, "");
 	bench_print_opts(f, replay_opts);
 	fprintf(f,
 		"\n"
@@ -953,6 +981,7 @@ struct replay_doc {
 	unsigned int pace, ring;
 	uint64_t seed;
 	uint32_t ring_entries, arena_pages, arena_sync;
+	uint64_t arena_sync_ns;
 	uint64_t max_window_ns;
 	int argc;
 	char **argv;
@@ -1093,6 +1122,7 @@ static void replay_json(const struct replay_doc *d, FILE *f)
 		bench_json_null(&j, "ring_entries");
 	bench_json_u64(&j, "arena_pages", d->arena_pages);
 	bench_json_u64(&j, "arena_sync_pages", d->arena_sync);
+	bench_json_u64(&j, "arena_sync_ns", d->arena_sync_ns);
 	if (d->max_window_ns)
 		bench_json_u64(&j, "max_window_ns", d->max_window_ns);
 	else
@@ -1215,7 +1245,8 @@ static int replay_table(const struct replay_doc *d, FILE *f)
 		pace_names[d->pace], iovaq_version(), d->seed);
 	if (d->policies & (1ULL << P_ARENAS))
 		fprintf(f, "Arenas: %u pages each, filled in map order; one sync per %u unlinked "
-			   "pages.\n", d->arena_pages, d->arena_sync);
+			   "pages or %.3g ms of trace time.\n", d->arena_pages, d->arena_sync,
+			(double)d->arena_sync_ns / 1e6);
 	return 0;
 }
 
@@ -1224,6 +1255,7 @@ int bench_replay_main(int argc, char **argv)
 	struct replay_doc d = { .policies = (1ULL << BENCH_N_POLICIES) - 1,
 				.models = (1ULL << BENCH_N_MODELS) - 1, .seed = 1,
 				.arena_pages = DEFAULT_ARENA_PAGES, .arena_sync = DEFAULT_ARENA_SYNC,
+				.arena_sync_ns = DEFAULT_ARENA_SYNC_NS,
 				.argc = argc, .argv = argv };
 	struct bench_trace t;
 	struct plan pl;
@@ -1268,6 +1300,9 @@ int bench_replay_main(int argc, char **argv)
 			break;
 		case O_ARENA_SYNC:
 			d.arena_sync = (uint32_t)bench_parse_u64(&a, 1, 1 << 20);
+			break;
+		case O_ARENA_SYNC_NS:
+			d.arena_sync_ns = bench_parse_u64(&a, 1000, 1000000000ULL);
 			break;
 		case O_MAX_WINDOW:
 			d.max_window_ns = bench_parse_u64(&a, 1000, 60000000000ULL);
@@ -1316,6 +1351,7 @@ int bench_replay_main(int argc, char **argv)
 						  .ring_entries = d.ring_entries,
 						  .arena_pages = d.arena_pages,
 						  .arena_sync = d.arena_sync,
+						  .arena_sync_ns = d.arena_sync_ns,
 						  .max_window_ns = d.max_window_ns };
 
 			if (!(d.policies & (1ULL << p)))
