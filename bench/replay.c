@@ -35,7 +35,8 @@
  * age bound fires in idle gaps as on the traced machine; windows are then in trace time (plus
  * the replay's lateness), and the replay takes as long as the trace spans.
  *
- * The replay runs on one thread pinned to one CPU (the trace is one CPU's stream too): with
+ * The replay runs on one thread pinned to one CPU (the trace is one CPU's stream too; the
+ * flusher thread of --pace trace keeps every CPU, so that it is not queued behind it): with
  * per-CPU invalidation rings, a thread that migrates spreads one arena's syncs over several
  * rings, and a flush that drains the rings in ring order then completes a later sync of the
  * arena before an earlier one, moving its safe_seq backwards; the arena's pages then look
@@ -429,6 +430,7 @@ struct replay_cfg {
 	uint32_t arena_pages, arena_sync;
 	uint64_t arena_sync_ns;	/* trace time a batch may wait */
 	uint64_t max_window_ns;	/* 0: the library's default */
+	cpu_set_t cpus;		/* the process's CPUs, for the flusher thread */
 };
 
 struct replay_res {
@@ -817,9 +819,20 @@ static int replay_one(const struct replay_cfg *cfg, struct replay_res *r, char *
 		err = rfail(&p, -ENOMEM, "out of memory for %u mappings", pl->nm);
 		goto out;
 	}
+	/*
+	 * The flusher thread (--pace trace) inherits the affinity at domain creation: it keeps
+	 * every allowed CPU, and only the replaying thread is pinned, after.
+	 */
+	pthread_setaffinity_np(pthread_self(), sizeof(cfg->cpus), &cfg->cpus);
 	err = open_all(&p);
 	if (err)
 		goto out;
+	err = bench_pin_self(bench_cpu_for(0));
+	if (err) {
+		err = rfail(&p, -err, "cannot pin the replay to CPU %d: %s", bench_cpu_for(0),
+			    strerror(err));
+		goto out;
+	}
 	/* Mappings made before the trace began: untimed, uncounted. */
 	for (uint32_t id = 0; id < pl->nm && !err; id++)
 		if (pl->m[id].pre)
@@ -1262,6 +1275,7 @@ int bench_replay_main(int argc, char **argv)
 	struct bench_args a;
 	bool json = false;
 	char err[512];
+	cpu_set_t cpus;
 	uint64_t start;
 	int id, ret = 0;
 
@@ -1338,9 +1352,11 @@ int bench_replay_main(int argc, char **argv)
 		ret = bench_error("out of memory");
 		goto out;
 	}
-	id = bench_pin_self(bench_cpu_for(0));
-	if (id)
-		bench_warn("cannot pin the replay to CPU %d: %s", bench_cpu_for(0), strerror(id));
+	CPU_ZERO(&cpus);
+	if (pthread_getaffinity_np(pthread_self(), sizeof(cpus), &cpus)) {
+		ret = bench_error("cannot read the CPU affinity: %s", strerror(errno));
+		goto out;
+	}
 	start = bench_now_ns();
 	for (unsigned int m = 0; m < BENCH_N_MODELS && !ret; m++) {
 		if (!(d.models & (1ULL << m)))
@@ -1352,7 +1368,8 @@ int bench_replay_main(int argc, char **argv)
 						  .arena_pages = d.arena_pages,
 						  .arena_sync = d.arena_sync,
 						  .arena_sync_ns = d.arena_sync_ns,
-						  .max_window_ns = d.max_window_ns };
+						  .max_window_ns = d.max_window_ns,
+						  .cpus = cpus };
 
 			if (!(d.policies & (1ULL << p)))
 				continue;
