@@ -35,6 +35,23 @@ module_param(caching_mode, int, 0444);
 MODULE_PARM_DESC(caching_mode,
 		 "Report a virtual IOMMU in caching mode: 1 yes, 0 no, -1 when running under a hypervisor");
 
+static bool timing;
+module_param(timing, bool, 0644);
+MODULE_PARM_DESC(timing,
+		 "Count the ns spent in the backend's map, unmap and flush, and in the IOMMU calls they make (two clock reads each; the BENCH ioctl reports them)");
+
+/* Start timing: 0 when the timing parameter is off. */
+static inline u64 tm_start(void)
+{
+	return timing ? ktime_get_ns() : 0;
+}
+
+static inline void tm_add(atomic64_t *ns, u64 t0)
+{
+	if (t0)
+		atomic64_add(ktime_get_ns() - t0, ns);
+}
+
 struct kmapping {
 	unsigned long iova;
 	size_t len;
@@ -58,6 +75,7 @@ struct kbe {
 
 	atomic64_t maps_n, map_pages, unmaps_n, unmap_pages, syncs, sync_tables, flush_all;
 	atomic64_t pinned, unpinned, live;
+	atomic64_t op_ns, iommu_ns;	/* the timing parameter: in the ops, in the IOMMU calls */
 };
 
 static inline struct kbe *to_kbe(struct iovaq_backend *be)
@@ -127,15 +145,20 @@ static int kbe_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size
 	int err, iprot = 0;
 	bool user;
 
+	u64 t0, t1;
+
 	if (iovaq_kfail("map"))
 		return -EIO;
+	t0 = tm_start();
 	if (prot & IOVAQ_PROT_READ)
 		iprot |= IOMMU_READ;
 	if (prot & IOVAQ_PROT_WRITE)
 		iprot |= IOMMU_WRITE;
 	m = kzalloc(sizeof(*m), GFP_KERNEL);
-	if (!m)
+	if (!m) {
+		tm_add(&k->op_ns, t0);
 		return -ENOMEM;
+	}
 	m->iova = iova;
 	m->len = len;
 	err = host_pages(k, host, len, prot, &pages, &n);
@@ -153,7 +176,9 @@ static int kbe_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size
 	err = sg_alloc_table_from_pages(&sgt, pages, n, 0, len, GFP_KERNEL);
 	if (err)
 		goto erase;
+	t1 = tm_start();
 	mapped = iommu_map_sgtable(k->dom, iova, &sgt, iprot);
+	tm_add(&k->iommu_ns, t1);
 	sg_free_table(&sgt);
 	if (mapped != len) {
 		/* iommu_map_sg() has unmapped (and synced) what it mapped. */
@@ -164,6 +189,7 @@ static int kbe_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size
 	atomic64_add(n, &k->map_pages);
 	if (!user)
 		kvfree(pages);
+	tm_add(&k->op_ns, t0);
 	return 0;
 erase:
 	mtree_erase(&k->maps, iova >> PAGE_SHIFT);
@@ -171,9 +197,11 @@ release:
 	if (!user)
 		kvfree(pages);
 	kmapping_release(k, m);
+	tm_add(&k->op_ns, t0);
 	return err;
 free_m:
 	kfree(m);
+	tm_add(&k->op_ns, t0);
 	return err;
 }
 
@@ -185,9 +213,11 @@ static int kbe_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 	struct kmapping *m, *tmp;
 	LIST_HEAD(batch);
 	int ret = 0;
+	u64 t0, t1;
 
 	if (iovaq_kfail("unmap"))
 		return -EIO;
+	t0 = tm_start();
 	mutex_lock(&k->lock);
 	/* Whole mappings only: collect and check every entry in the range before any change. */
 	idx = first;
@@ -198,6 +228,7 @@ static int kbe_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 	}
 	if (list_empty(&batch) || ret) {
 		mutex_unlock(&k->lock);
+		tm_add(&k->op_ns, t0);
 		return ret ?: -ENOENT;
 	}
 	list_for_each_entry_safe(m, tmp, &batch, node) {
@@ -205,7 +236,9 @@ static int kbe_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 
 		mtree_erase(&k->maps, m->iova >> PAGE_SHIFT);
 		iommu_iotlb_gather_init(&g);
+		t1 = tm_start();
 		done = iommu_unmap_fast(k->dom, m->iova, m->len, &g);
+		tm_add(&k->iommu_ns, t1);
 		WARN_ON_ONCE(done != m->len);
 		atomic64_inc(&k->unmaps_n);
 		atomic64_add(m->len >> PAGE_SHIFT, &k->unmap_pages);
@@ -222,6 +255,7 @@ static int kbe_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 		list_move_tail(&m->node, &k->unpin);
 	}
 	mutex_unlock(&k->lock);
+	tm_add(&k->op_ns, t0);
 	return ret;
 }
 
@@ -241,6 +275,7 @@ static void sync_range(struct kbe *k, unsigned long start, unsigned long end,
 		       struct list_head *pages)
 {
 	struct iommu_iotlb_gather g;
+	u64 t0;
 
 	iommu_iotlb_gather_init(&g);
 	g.start = start;
@@ -248,7 +283,9 @@ static void sync_range(struct kbe *k, unsigned long start, unsigned long end,
 	g.pgsize = PAGE_SIZE;
 	if (pages)
 		list_splice_init(pages, &g.freelist);
+	t0 = tm_start();
 	iommu_iotlb_sync(k->dom, &g);
+	tm_add(&k->iommu_ns, t0);
 	atomic64_inc(&k->syncs);
 }
 
@@ -261,9 +298,11 @@ static int kbe_flush(struct iovaq_backend *be, const struct iovaq_inval *cmds, s
 	LIST_HEAD(done);
 	unsigned long fs, fe;
 	size_t i, j;
+	u64 t0, t1;
 
 	if (iovaq_kfail("flush"))
 		return -EIO;
+	t0 = tm_start();
 	/* What was unmapped before this point; later unmaps wait for a later flush. */
 	mutex_lock(&k->lock);
 	list_splice_init(&k->freelist, &tables);
@@ -291,7 +330,9 @@ static int kbe_flush(struct iovaq_backend *be, const struct iovaq_inval *cmds, s
 			sync_range(k, c->iova, c->last, NULL);
 			break;
 		default:
+			t1 = tm_start();
 			iommu_flush_iotlb_all(k->dom);
+			tm_add(&k->iommu_ns, t1);
 			atomic64_inc(&k->flush_all);
 			break;
 		}
@@ -305,6 +346,7 @@ static int kbe_flush(struct iovaq_backend *be, const struct iovaq_inval *cmds, s
 		list_del(&m->node);
 		kmapping_release(k, m);
 	}
+	tm_add(&k->op_ns, t0);
 	return 0;
 }
 
@@ -459,6 +501,8 @@ void iovaq_kbackend_counters(struct iovaq_backend *be, struct iovaq_kbe_counters
 	c->pinned_pages = atomic64_read(&k->pinned);
 	c->unpinned_pages = atomic64_read(&k->unpinned);
 	c->live_maps = atomic64_read(&k->live);
+	c->op_ns = atomic64_read(&k->op_ns);
+	c->iommu_ns = atomic64_read(&k->iommu_ns);
 }
 EXPORT_SYMBOL_GPL(iovaq_kbackend_counters);
 

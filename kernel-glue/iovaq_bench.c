@@ -377,6 +377,8 @@ static int bench_domain(struct iovaq_backend *be, struct iovaq_kshim_bench *b, v
 	b->maps = c1.maps - c0.maps;
 	b->unmaps = c1.unmaps - c0.unmaps;
 	b->syncs = (c1.syncs - c0.syncs) + (c1.flush_all - c0.flush_all);
+	b->backend_ns = c1.op_ns - c0.op_ns;
+	b->iommu_ns = c1.iommu_ns - c0.iommu_ns;
 	if (!iovaq_domain_get_stats(d, &st)) {
 		b->flushes = st.flushes;
 		b->inval_cmds = st.inval_cmds;

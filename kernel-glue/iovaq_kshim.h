@@ -40,6 +40,8 @@ struct iovaq_kbe_counters {
 	u64 pinned_pages;	/* now */
 	u64 unpinned_pages;	/* released after their invalidation */
 	u64 live_maps;		/* now */
+	u64 op_ns;		/* module parameter timing: ns in map, unmap and flush */
+	u64 iommu_ns;		/* ... of which in the IOMMU calls they make */
 };
 
 /**

@@ -257,6 +257,9 @@ enum {
  * @flushes: (output) the domain's flushes; @inval_cmds: planned commands.
  * @window_p50_ns, @window_p99_ns, @window_max_ns: (output) safety window.
  * @unsafe_reuse: (output); @violations: (output) bound violations.
+ * @backend_ns: (output, DOMAIN and ARENA modes, with the module parameter timing=1) ns spent
+ *	in the kernel backend's map, unmap and flush; @iommu_ns: of which in the IOMMU calls
+ *	they make. 0 without the parameter (the clock reads cost time of their own).
  */
 struct iovaq_kshim_bench {
 	__u32 size;
@@ -277,6 +280,8 @@ struct iovaq_kshim_bench {
 	__u64 window_max_ns;
 	__u64 unsafe_reuse;
 	__u64 violations;
+	__u64 backend_ns;
+	__u64 iommu_ns;
 };
 #define IOVAQ_KSHIM_BENCH _IO(IOVAQ_KSHIM_TYPE, IOVAQ_KSHIM_CMD_BENCH)
 

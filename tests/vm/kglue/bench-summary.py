@@ -120,13 +120,17 @@ def main():
                       wait=c["wait"] / pairs, all=c["all"] / pairs,
                       net=max(c["all"] - base_all, 0) / pairs, pages=c["pages"],
                       domain=c["domain"], glob=c["glob"], unsafe=int(r["unsafe_reuse"]),
-                      viol=int(r["violations"]), pairs=pairs, run=r))
+                      viol=int(r["violations"]), pairs=pairs,
+                      backend=int(r.get("backend_ns", 0)) / 1e3 / pairs,
+                      iommu=int(r.get("iommu_ns", 0)) / 1e3 / pairs, run=r))
     med = {n: dict(us=statistics.median(x["us"] for x in g),
                    iotlb=statistics.median(x["iotlb"] for x in g),
                    wait=statistics.median(x["wait"] for x in g),
                    all=statistics.median(x["all"] for x in g),
                    net=statistics.median(x["net"] for x in g),
                    us_min=min(x["us"] for x in g),
+                   backend=statistics.median(x["backend"] for x in g),
+                   iommu=statistics.median(x["iommu"] for x in g),
                    domain=max(x["domain"] for x in g), unsafe=max(x["unsafe"] for x in g),
                    n=len(g)) for n, g in groups.items()}
     base = med.get(name_of(dict(what="kernel-raw", policy="strict", arena="0")))
@@ -176,6 +180,18 @@ def main():
     if lines:
         print("\nThe library's own cost (the same IOMMU calls with and without it, medians):\n")
         print("\n".join(lines))
+    # With iovaq.ko's timing=1 (bench.sh -t): the in-kernel domain's time, split.
+    split = [(n, m) for n, m in med.items() if m["backend"] > 0]
+    if split:
+        print("\nWhere the in-kernel domain's time goes (timing=1, medians, µs per pair; the "
+              "clock reads add time of their own):\n")
+        print("| configuration | total | core (total - backend) | backend ops | of which "
+              "IOMMU calls | backend bookkeeping |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for n, m in split:
+            print("| %s | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
+                n, m["us"], m["us"] - m["backend"], m["backend"], m["iommu"],
+                m["backend"] - m["iommu"]))
     for p in problems:
         print("\nproblem: " + p)
     if a.json:

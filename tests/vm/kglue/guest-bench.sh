@@ -1,16 +1,17 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
-# Sourced by tests/vm/kglue/init in bench mode (/iovaq/mode: "bench PAIRS CM REPS"; written by
+# Sourced by tests/vm/kglue/init in bench mode (/iovaq/mode: "bench PAIRS CM REPS [timing]"; by
 # tests/vm/kglue/bench.sh). Each configuration runs between two markers in QEMU's trace
 # (kshim_edu mark 2K and 2K + 1: a DMAR fault at IOVA 0x40000000 + M * 4096), so that the
 # host counts the invalidation descriptors of run K alone (bench-summary.py). Uses init's ok,
 # fail and $edu.
 set -- $(cat /iovaq/mode)
-pairs=${2:-10000} cm=${3:-on} reps=${4:-3}
+pairs=${2:-10000} cm=${3:-on} reps=${4:-3} timing=0
 cm01=1
 [ "$cm" = off ] && cm01=0
-if ! insmod /iovaq/iovaq.ko caching_mode=$cm01; then
-	fail "insmod iovaq.ko caching_mode=$cm01"
+[ "${5:-}" = timing ] && timing=1	# bench.sh -t: the backend times its ops
+if ! insmod /iovaq/iovaq.ko caching_mode=$cm01 timing=$timing; then
+	fail "insmod iovaq.ko caching_mode=$cm01 timing=$timing"
 	return
 fi
 echo "kglue-bench: pairs=$pairs caching_mode=$cm reps=$reps kernel=$(uname -r)" \

@@ -477,14 +477,15 @@ static int mark(unsigned int m)
 static void print_run(const char *what, const char *pol, unsigned int arena, unsigned int pairs,
 		      uint64_t ns, uint64_t maps, uint64_t unmaps, uint64_t syncs,
 		      uint64_t flushes, uint64_t cmds, uint64_t p50, uint64_t p99,
-		      uint64_t unsafe, uint64_t viol)
+		      uint64_t unsafe, uint64_t viol, uint64_t backend_ns, uint64_t iommu_ns)
 {
 	printf("kglue-bench-run: what=%s policy=%s arena=%u pairs=%u elapsed_ns=%" PRIu64
 	       " us_per_pair=%.3f maps=%" PRIu64 " unmaps=%" PRIu64 " syncs=%" PRIu64
 	       " flushes=%" PRIu64 " cmds=%" PRIu64 " window_p50_ns=%" PRIu64
-	       " window_p99_ns=%" PRIu64 " unsafe_reuse=%" PRIu64 " violations=%" PRIu64 "\n",
+	       " window_p99_ns=%" PRIu64 " unsafe_reuse=%" PRIu64 " violations=%" PRIu64
+	       " backend_ns=%" PRIu64 " iommu_ns=%" PRIu64 "\n",
 	       what, pol, arena, pairs, ns, (double)ns / 1e3 / pairs, maps, unmaps, syncs, flushes,
-	       cmds, p50, p99, unsafe, viol);
+	       cmds, p50, p99, unsafe, viol, backend_ns, iommu_ns);
 }
 
 static int policy_of(const char *s)
@@ -521,7 +522,7 @@ static int bench_kernel(const char *what, int pol, const char *pn, unsigned int 
 	close(fd);
 	print_run(what, raw ? "strict" : pn, arena, pairs, b.elapsed_ns,
 		  b.maps, b.unmaps, b.syncs, b.flushes, b.inval_cmds, b.window_p50_ns,
-		  b.window_p99_ns, b.unsafe_reuse, b.violations);
+		  b.window_p99_ns, b.unsafe_reuse, b.violations, b.backend_ns, b.iommu_ns);
 	return 0;
 }
 
@@ -614,7 +615,7 @@ static int bench_user(const char *backend, int pol, const char *pn, unsigned int
 	if (err)
 		return 1;
 	print_run(backend, pn, arena, pairs, ns, st.maps, st.unmaps, 0, st.flushes, st.inval_cmds,
-		  w.window_p50_ns, w.window_p99_ns, w.unsafe_reuse, w.violations);
+		  w.window_p50_ns, w.window_p99_ns, w.unsafe_reuse, w.violations, 0, 0);
 	return 0;
 }
 
