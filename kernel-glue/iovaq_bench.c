@@ -82,12 +82,6 @@ static int bench_raw(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void
 }
 
 /*
- * RAW_ARENA: groups of @arena_pages ring slots at consecutive, group-aligned IOVAs, each
- * mapped with one iommu_map_sgtable() of a table built before the clock starts, and released
- * with one iommu_unmap_fast() and one iommu_iotlb_sync(). The last link is partial when
- * @count is not a multiple of @arena_pages, as in ARENA mode.
- */
-/*
  * RAW_ARENA_BUILD: as RAW_ARENA, but each link describes its pages as the backend's map does
  * (a page array allocated per call, vmalloc_to_page() per page of the group's vmapping, a
  * scatterlist built and freed around iommu_map_sgtable()): what any caller of iommu_map_sg()
@@ -117,6 +111,12 @@ static int raw_map_built(struct iommu_domain *dom, u64 iova, void *vm, u32 np)
 	return err;
 }
 
+/*
+ * RAW_ARENA: groups of @arena_pages ring slots at consecutive, group-aligned IOVAs, each
+ * mapped with one iommu_map_sgtable() of a table built before the clock starts, and released
+ * with one iommu_unmap_fast() and one iommu_iotlb_sync(). The last link is partial when
+ * @count is not a multiple of @arena_pages, as in ARENA mode.
+ */
 static int bench_raw_arena(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void **bufs)
 {
 	struct iommu_domain *dom = iovaq_kbackend_domain(be);
