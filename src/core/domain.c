@@ -666,7 +666,9 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 			account_safe(d, e->acct, e->t_release, t_safe);
 		d->st.invalidated_pages += e->acct;
 		if (e->arena) {
-			IOVAQ_WRITE_ONCE(e->arena->safe_seq, e->seq);
+			/* Rings are visited in CPU order, not sync order: only move forward. */
+			if (e->seq > e->arena->safe_seq)
+				IOVAQ_WRITE_ONCE(e->arena->safe_seq, e->seq);
 			iovaq_atomic_add(&e->arena->pending, -1ull);
 		}
 		if (e->notify) {
