@@ -35,13 +35,11 @@
  * age bound fires in idle gaps as on the traced machine; windows are then in trace time (plus
  * the replay's lateness), and the replay takes as long as the trace spans.
  *
- * The replay runs on one thread pinned to one CPU (the trace is one CPU's stream too; the
- * flusher thread of --pace trace keeps every CPU, so that it is not queued behind it): with
- * per-CPU invalidation rings, a thread that migrates spreads one arena's syncs over several
- * rings, and a flush that drains the rings in ring order then completes a later sync of the
- * arena before an earlier one, moving its safe_seq backwards; the arena's pages then look
- * unsafe after their cookie came back and a link fails with -EBUSY (seen with --pace trace;
- * a library bug, conservative, not a safety one).
+ * The replay runs on one thread pinned to one CPU (the trace is one CPU's stream too, and its
+ * releases then fill one per-CPU ring as the traced CPU's would; the flusher thread of --pace
+ * trace keeps every CPU, so that it is not queued behind it). Pinning first worked around a
+ * library bug the replay found (an arena's syncs spread over two rings by a migrating thread
+ * completed out of order; fixed, test rings/arena_syncs_in_two_rings_complete_in_order).
  *
  * safe-deferred+arenas: a trace names no device, ring or descriptor, so mappings go into
  * arenas in map order: each arena (--arena-pages, default 64) is filled with consecutive maps
