@@ -33,7 +33,8 @@ mkdir -p "$out"
 . "$here/lib.sh"
 kglue_build_user "$out"
 
-rc=0
+# Build and pack for every kernel, then boot the guests side by side (one TCG vCPU each).
+flavors=() pids=()
 while read -r flavor rel dir; do
 	case $flavor in
 	minimal) kernel=$("$root/tests/vm/build-kernel.sh") ;;
@@ -42,9 +43,15 @@ while read -r flavor rel dir; do
 	kglue_pack "$out" "$dir" "$out/$flavor.cpio.gz"
 	vm_log "$flavor ($rel): booting"
 	IOVAQ_VM_TIMEOUT=${IOVAQ_VM_TIMEOUT:-900} \
-		"$root/tests/vm/run-vm.sh" "$kernel" "$out/$flavor.cpio.gz" "$out/logs" "kglue-$flavor" ||
-		rc=1
-	grep -aE 'kglue-bench|kshim_edu: [a-z]|iovaq-vm: (ok|FAIL)|FAIL|iovaq_example|Synthesis' \
-		"$out/logs/kglue-$flavor.console" >&2 || true
+		"$root/tests/vm/run-vm.sh" "$kernel" "$out/$flavor.cpio.gz" "$out/logs" \
+		"kglue-$flavor" </dev/null &
+	flavors+=("$flavor")
+	pids+=($!)
 done < <("$root/scripts/kernel-glue-build.sh" -o "$out" "$which")
+rc=0
+for i in "${!pids[@]}"; do
+	wait "${pids[$i]}" || rc=1
+	grep -aE 'kglue-bench|kshim_edu: [a-z]|iovaq-vm: (ok|FAIL)|FAIL|iovaq_example|Synthesis' \
+		"$out/logs/kglue-${flavors[$i]}.console" >&2 || true
+done
 exit $rc
