@@ -20,7 +20,8 @@
 #                             guests with emulated VT-d, on Debian's 6.12 and a minimal 6.12
 #                             kernel built once and cached (scripts/vm-test.sh); then the
 #                             kernel module (kernel-glue/) built for both kernels and tested
-#                             in their guests (tests/vm/kglue/run.sh)
+#                             in their guests (tests/vm/kglue/run.sh); then the application
+#                             testbed's smoke run (ctest vm_apps_smoke: bench/apps/smoke.sh)
 #
 # Environment:
 #   IOVAQ_TEST_CONFIGS   configurations to run, in order
@@ -234,6 +235,10 @@ run_fuzz() {
 run_vm() {
 	bash "$top/scripts/vm-test.sh"
 	bash "$top/tests/vm/kglue/run.sh" -o "$top/build/ci-kglue" all
+	# One apps guest, one short load, its DMA trace replayed (about 30 s warm; docs/apps.md).
+	# vm-test.sh set the machine up and built iovaq-bench in the same build directory.
+	ctest --test-dir "${IOVAQ_VM_BUILD_DIR:-build/ci-vm}" -R '^vm_apps_smoke$' --no-tests=error \
+		--output-on-failure
 }
 
 section "setup (scripts/setup.sh)"
