@@ -198,6 +198,8 @@ enum bench_format {
 
 /* "10M", "4096", "1k": exact multiples of 10^3 / 10^6 / 10^9 shortened, others in full. */
 void bench_fmt_count(char *buf, size_t len, uint64_t n);
+/* "1.2 ms", "830 us", "95 ns": a duration with 2-3 significant digits. */
+void bench_fmt_ns(char *buf, size_t len, uint64_t ns);
 
 /* Aligned text table: every cell is copied; columns are as wide as their widest cell. */
 struct bench_table {

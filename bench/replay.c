@@ -1150,20 +1150,6 @@ static void replay_json(const struct replay_doc *d, FILE *f)
 	bench_json_end(&j);
 }
 
-static void fmt_ns(char *buf, size_t len, uint64_t ns)
-{
-	if (ns >= 10000000)
-		snprintf(buf, len, "%.0f ms", (double)ns / 1e6);
-	else if (ns >= 1000000)
-		snprintf(buf, len, "%.1f ms", (double)ns / 1e6);
-	else if (ns >= 10000)
-		snprintf(buf, len, "%.0f us", (double)ns / 1e3);
-	else if (ns >= 1000)
-		snprintf(buf, len, "%.1f us", (double)ns / 1e3);
-	else
-		snprintf(buf, len, "%" PRIu64 " ns", ns);
-}
-
 static void fmt_num(char *buf, size_t len, double v)
 {
 	if (!isfinite(v))
@@ -1207,9 +1193,9 @@ static int replay_table(const struct replay_doc *d, FILE *f)
 		snprintf(c[3], 32, "%" PRIu64, r->st.inval_cmds);
 		snprintf(c[4], 32, "%" PRIu64, r->st.flushes);
 		if (r->win.releases) {
-			fmt_ns(c[5], 32, r->win.window_p50_ns);
-			fmt_ns(c[6], 32, r->win.window_p99_ns);
-			fmt_ns(c[7], 32, r->win.window_max_ns);
+			bench_fmt_ns(c[5], 32, r->win.window_p50_ns);
+			bench_fmt_ns(c[6], 32, r->win.window_p99_ns);
+			bench_fmt_ns(c[7], 32, r->win.window_max_ns);
 		} else {
 			snprintf(c[5], 32, "-");
 			snprintf(c[6], 32, "-");

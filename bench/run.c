@@ -1799,21 +1799,6 @@ void bench_run_csv(const struct bench_run *res, FILE *f)
 	bench_csv_row(f, b, i);
 }
 
-/* "1.2 ms", "830 us", "95 ns": a duration with 2-3 significant digits. */
-static void fmt_ns(char *buf, size_t len, uint64_t ns)
-{
-	if (ns >= 10000000)
-		snprintf(buf, len, "%.0f ms", (double)ns / 1e6);
-	else if (ns >= 1000000)
-		snprintf(buf, len, "%.1f ms", (double)ns / 1e6);
-	else if (ns >= 10000)
-		snprintf(buf, len, "%.0f us", (double)ns / 1e3);
-	else if (ns >= 1000)
-		snprintf(buf, len, "%.1f us", (double)ns / 1e3);
-	else
-		snprintf(buf, len, "%" PRIu64 " ns", ns);
-}
-
 /* A figure with about three significant digits, or "-" when it is unknown. */
 static void fmt_num(char *buf, size_t len, double v)
 {
@@ -1908,8 +1893,8 @@ int bench_run_tables_add(struct bench_run_tables *t, const struct bench_run_metr
 	}
 	fmt_ratio(c[i++], 24, m->inval_per_page);
 	if (m->releases) {
-		fmt_ns(c[i++], 24, m->window_ns[1]);
-		fmt_ns(c[i++], 24, m->window_ns[3]);
+		bench_fmt_ns(c[i++], 24, m->window_ns[1]);
+		bench_fmt_ns(c[i++], 24, m->window_ns[3]);
 	} else {
 		snprintf(c[i++], 24, "-");
 		snprintf(c[i++], 24, "-");
@@ -2024,7 +2009,7 @@ static int emit_table(const struct bench_run *res, FILE *f)
 	bench_run_tables_print(&t, f);
 	bench_run_tables_free(&t);
 
-	fmt_ns(bound, sizeof(bound), r->win.max_window_ns);
+	bench_fmt_ns(bound, sizeof(bound), r->win.max_window_ns);
 	fprintf(f,
 		"\n%u thread%s, %" PRIu64 " ops each (%u page%s DMA'd and unmapped per op), "
 		"%u repetition%s; the clock\n"

@@ -580,6 +580,20 @@ void bench_fmt_count(char *buf, size_t len, uint64_t n)
 		snprintf(buf, len, "%" PRIu64, n);
 }
 
+void bench_fmt_ns(char *buf, size_t len, uint64_t ns)
+{
+	if (ns >= 10000000)
+		snprintf(buf, len, "%.0f ms", (double)ns / 1e6);
+	else if (ns >= 1000000)
+		snprintf(buf, len, "%.1f ms", (double)ns / 1e6);
+	else if (ns >= 10000)
+		snprintf(buf, len, "%.0f us", (double)ns / 1e3);
+	else if (ns >= 1000)
+		snprintf(buf, len, "%.1f us", (double)ns / 1e3);
+	else
+		snprintf(buf, len, "%" PRIu64 " ns", ns);
+}
+
 void bench_table_init(struct bench_table *t, unsigned int ncols, const char *const *head,
 		      const char *align)
 {

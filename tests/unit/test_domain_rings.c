@@ -95,14 +95,21 @@ struct pinned {
 	int pinned;		/* out: 0 if the CPU could not be taken */
 };
 
-static void *pinned_main(void *arg)
+/* Pin the calling thread to @cpu; 0 if refused. */
+static int pin_self(unsigned int cpu)
 {
-	struct pinned *p = arg;
 	cpu_set_t set;
 
 	CPU_ZERO(&set);
-	CPU_SET(p->cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) || (unsigned int)sched_getcpu() != p->cpu)
+	CPU_SET(cpu, &set);
+	return !sched_setaffinity(0, sizeof(set), &set) && (unsigned int)sched_getcpu() == cpu;
+}
+
+static void *pinned_main(void *arg)
+{
+	struct pinned *p = arg;
+
+	if (!pin_self(p->cpu))
 		return NULL;
 	p->pinned = 1;
 	for (uint64_t i = 0; i < p->n; i++)
@@ -190,11 +197,8 @@ struct on_cpu {
 static void *on_cpu_main(void *x)
 {
 	struct on_cpu *c = x;
-	cpu_set_t set;
 
-	CPU_ZERO(&set);
-	CPU_SET(c->cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) || (unsigned int)sched_getcpu() != c->cpu)
+	if (!pin_self(c->cpu))
 		return NULL;
 	c->pinned = 1;
 	c->fn(c->arg);
