@@ -21,7 +21,8 @@
 #                             kernel built once and cached (scripts/vm-test.sh); then the
 #                             kernel module (kernel-glue/) built for both kernels and tested
 #                             in their guests (tests/vm/kglue/run.sh); then the application
-#                             testbed's smoke run (ctest vm_apps_smoke: bench/apps/smoke.sh)
+#                             testbed's smoke run and its runner's bad input (ctest
+#                             vm_apps_smoke, vm_apps_bad_input: bench/apps/)
 #
 # Environment:
 #   IOVAQ_TEST_CONFIGS   configurations to run, in order
@@ -235,9 +236,11 @@ run_fuzz() {
 run_vm() {
 	bash "$top/scripts/vm-test.sh"
 	bash "$top/tests/vm/kglue/run.sh" -o "$top/build/ci-kglue" all
-	# One apps guest, one short load, its DMA trace replayed (about 30 s warm; docs/apps.md).
-	# vm-test.sh set the machine up and built iovaq-bench in the same build directory.
-	ctest --test-dir "${IOVAQ_VM_BUILD_DIR:-build/ci-vm}" -R '^vm_apps_smoke$' --no-tests=error \
+	# One apps guest, one short load, its DMA trace replayed (about 30 s warm; docs/apps.md),
+	# and the runner's bad input. vm-test.sh set the machine up and built iovaq-bench in the
+	# same build directory.
+	ctest --test-dir "${IOVAQ_VM_BUILD_DIR:-build/ci-vm}" -R '^vm_apps_(smoke|bad_input)$' \
+		--no-tests=error \
 		--output-on-failure
 }
 
