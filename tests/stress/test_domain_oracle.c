@@ -109,6 +109,7 @@ static struct {
 
 	uint64_t dev_rounds;	/* atomic: device loop iterations */
 	uint64_t max_stall;	/* atomic: the watchdog's worst oversleep (ns) */
+	uint64_t max_gap;	/* atomic: a mapper's longest time between two operations (ns) */
 	int stop;		/* atomic */
 	int failed;		/* atomic */
 	pthread_mutex_t msg_mu;
@@ -549,9 +550,15 @@ static void *mapper_main(void *arg)
 	tu_rng_init(&r, m->seed);
 	int rc_last = 0;
 
-	for (uint64_t op = 0; op < m->ops && !failed(); op++) {
+	for (uint64_t op = 0, t_prev = du_now(); op < m->ops && !failed(); op++) {
+		uint64_t t = du_now(), gap = t - t_prev, seen;
 		int rc;
 
+		t_prev = t;
+		seen = __atomic_load_n(&S.max_gap, __ATOMIC_RELAXED);
+		while (gap > seen && !__atomic_compare_exchange_n(&S.max_gap, &seen, gap, 0,
+								   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
 		if (n_live == 0 || (n_live < LIVE && tu_below(&r, 2) && rc_last != 2)) {
 			rc = do_map(m, &r, &n_live, mine, slot_of);
 			if (rc == 1) {
@@ -666,11 +673,12 @@ static void run(const struct cfg *cfg, uint64_t seed_dflt)
 		"; flushes %" PRIu64 " (%" PRIu64 " for room, %" PRIu64 " ENOSPC), inval cmds %" PRIu64
 		"; window p50 %" PRIu64
 		" p99 %" PRIu64 " max %" PRIu64 " ns, reachable max %" PRIu64
-		", unsafe reuse %" PRIu64 ", violations %" PRIu64 "; worst stall %" PRIu64 " ns\n",
+		", unsafe reuse %" PRIu64 ", violations %" PRIu64 "; worst stall %" PRIu64
+		" ns, worst mapper gap %" PRIu64 " ns\n",
 		cfg->name, maps, unmaps, syncs, S.device_reads, S.device_faults, S.judged,
 		S.stale_before_safe, S.violations, S.undecided, sc.stale_hits, st.flushes,
 		st.flush_nospc, S.nospc, st.inval_cmds, w.window_p50_ns, w.window_p99_ns, w.window_max_ns,
-		w.reachable_pages_max, w.unsafe_reuse, w.violations, S.max_stall);
+		w.reachable_pages_max, w.unsafe_reuse, w.violations, S.max_stall, S.max_gap);
 
 	{
 		/* Auto picks one shared ring under caching mode, one ring per CPU natively. */
@@ -702,15 +710,19 @@ static void run(const struct cfg *cfg, uint64_t seed_dflt)
 	 * flush; on a loaded 2-CPU machine (five threads here) a watchdog stall of 11 ms came
 	 * with a 55 ms window against the 50 ms bound: the mapper that was due to flush had
 	 * been held off too. So the bound is judged only when the worst stall stayed under a
-	 * tenth of it.
+	 * tenth of it, and so did every mapper's longest time between two of its operations
+	 * (with the inline flusher only the mappers' calls flush: a 53 ms window came once with
+	 * a watchdog stall of 4.4 ms, the mappers descheduled while the watchdog ran).
 	 */
 	cr_assert_leq(w.reachable_pages_max, IOVAQ_DOMAIN_DEFAULT_MAX_REACHABLE);
+	if (S.max_gap > S.max_stall)
+		S.max_stall = S.max_gap;
 	if (S.max_stall < bound / 10 && !getenv("IOVAQ_TEST_SLOW"))
 		cr_assert_eq(w.violations, 0, "bound violations: window max %" PRIu64
 			     " ns (bound %" PRIu64 "), reachable max %" PRIu64, w.window_max_ns,
 			     bound, w.reachable_pages_max);
 	else
-		fprintf(stderr, "%s: the process stalled for %" PRIu64 " ns: window bound not "
+		fprintf(stderr, "%s: a mapper or the process stalled for %" PRIu64 " ns: window bound not "
 			"judged (%" PRIu64 " violations)\n", cfg->name, S.max_stall, w.violations);
 	cr_assert_geq(sc.stale_hits, S.stale_before_safe);
 	cr_assert_leq(S.undecided, S.judged / 100 + 1, "too many stale reads could not be judged");
