@@ -190,6 +190,24 @@ def plots(pdir, tput, inv, perf, order):
     return 0
 
 
+def median_rows(data, tput, nic, cm, cols, named=True):
+    """One table row per load measured for (nic, cm): each mode's median with its runs, and
+    passthrough over strict. The first cell is the load's name with its unit (@named), or its
+    key where the unit is the table's own."""
+    for ld, name in [x for x in LOADS if any(k[:3] == (nic, cm, x[0]) for k in tput)]:
+        cells, med = [], {}
+        for m in cols:
+            v = data.get((nic, cm, ld, m), [])
+            if v:
+                med[m] = statistics.median(v)
+                cells.append(f'{fmt(med[m])} [{", ".join(fmt(x) for x in v)}]')
+            else:
+                cells.append('-')
+        ratio = (f'{med["pt"] / med["strict"]:.2f}' if 'pt' in med and 'strict' in med
+                 and med['strict'] else '-')
+        print(f'| {name if named else ld} | ' + ' | '.join(cells) + f' | {ratio} |')
+
+
 def main():
     args = sys.argv[1:]
     pdir = None
@@ -252,35 +270,13 @@ def main():
             cols = [m for m in order if any(k[:2] == (nic, cm) and k[3] == m for k in tput)]
             print('| load | ' + ' | '.join(cols) + ' | pt / strict |')
             print('|---|' + '---:|' * (len(cols) + 1))
-            for ld, name in [x for x in LOADS if any(k[:3] == (nic, cm, x[0]) for k in tput)]:
-                cells, med = [], {}
-                for m in cols:
-                    v = tput.get((nic, cm, ld, m), [])
-                    if v:
-                        med[m] = statistics.median(v)
-                        cells.append(f'{fmt(med[m])} [{", ".join(fmt(x) for x in v)}]')
-                    else:
-                        cells.append('-')
-                ratio = (f'{med["pt"] / med["strict"]:.2f}' if 'pt' in med and 'strict' in med
-                         and med['strict'] else '-')
-                print(f'| {name} | ' + ' | '.join(cells) + f' | {ratio} |')
+            median_rows(tput, tput, nic, cm, cols)
             print('\nRequests (nginx 1 MiB: MiB) per CPU second of the TCG vCPU thread, median '
                   '[runs]: the guest\'s work per emulated CPU time, less sensitive to how much '
                   'of the host the vCPU thread got:\n')
             print('| load | ' + ' | '.join(cols) + ' | pt / strict |')
             print('|---|' + '---:|' * (len(cols) + 1))
-            for ld, name in [x for x in LOADS if any(k[:3] == (nic, cm, x[0]) for k in tput)]:
-                cells, med = [], {}
-                for m in cols:
-                    v = eff.get((nic, cm, ld, m), [])
-                    if v:
-                        med[m] = statistics.median(v)
-                        cells.append(f'{fmt(med[m])} [{", ".join(fmt(x) for x in v)}]')
-                    else:
-                        cells.append('-')
-                ratio = (f'{med["pt"] / med["strict"]:.2f}' if 'pt' in med and 'strict' in med
-                         and med['strict'] else '-')
-                print(f'| {ld} | ' + ' | '.join(cells) + f' | {ratio} |')
+            median_rows(eff, tput, nic, cm, cols, named=False)
             print('\nQEMU CPU per wall second during the load, median (TCG vCPU thread / other '
                   'threads: main loop with slirp, I/O):\n')
             print('| load | ' + ' | '.join(cols) + ' |')
