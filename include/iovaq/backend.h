@@ -262,6 +262,44 @@ IOVAQ_API int iovaq_backend_map(struct iovaq_backend *be, iovaq_iova_t iova, voi
 				size_t len, unsigned int prot);
 
 /**
+ * struct iovaq_seg - one piece of host memory of a scatter-gather map or link.
+ * @host: host address, aligned to the backend's granule.
+ * @len: bytes, a non-zero multiple of the granule.
+ */
+struct iovaq_seg {
+	void *host;
+	size_t len;
+};
+
+/**
+ * iovaq_backend_mapv() - map host segments at consecutive IOVAs from @iova.
+ * @be: the backend.
+ * @iova: first byte, aligned to the backend's granule.
+ * @segs: the segments, mapped in order: segs[i] at @iova plus the lengths before it. Each must
+ *	stay valid until its range is unmapped and flushed.
+ * @nsegs: number of segments, at least one.
+ * @prot: IOVAQ_PROT_READ and/or IOVAQ_PROT_WRITE (at least one).
+ *
+ * A backend that can map scattered memory at once (the kernel backend: one iommu_map_sg(), so
+ * one map-side sync under caching mode) makes it one mapping. The others map each segment as a
+ * mapping of its own, in order; when segment k fails, segments 0 to k - 1 are unmapped (one
+ * call for their whole range, one per segment if the backend refuses that) and, unless unmap
+ * already invalidates (IOVAQ_CAP_UNMAP_INVALIDATES), invalidated with one non-leaf command
+ * (a range, else the aligned page-selective block that encloses them, else the domain), and
+ * segment k's error is returned. Either way an unmap of the whole range removes everything,
+ * and an unmap that splits the range may fail with -EINVAL. One segment is exactly
+ * iovaq_backend_map().
+ *
+ * Context: thread-safe; may block.
+ * Return: as iovaq_backend_map(); -EINVAL also for @nsegs 0, NULL @segs, a misaligned or empty
+ * segment, or a total length that overflows or leaves the aperture. On any error nothing is
+ * mapped (nor reachable), unless the rollback's own unmap (or invalidation) fails as well: a
+ * backend failure the caller could not repair either.
+ */
+IOVAQ_API int iovaq_backend_mapv(struct iovaq_backend *be, iovaq_iova_t iova,
+				 const struct iovaq_seg *segs, size_t nsegs, unsigned int prot);
+
+/**
  * iovaq_backend_unmap() - unmap whole earlier mappings, without invalidating where possible.
  * @be: the backend.
  * @iova: first byte, granule-aligned.

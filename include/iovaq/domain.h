@@ -496,6 +496,28 @@ IOVAQ_API int iovaq_arena_link(struct iovaq_arena *a, uint64_t idx, void *buf, s
 			       unsigned int prot, iovaq_iova_t *iova);
 
 /**
+ * iovaq_arena_linkv() - map scattered host segments as one link at consecutive arena pages.
+ * @a: the arena.
+ * @idx: first page.
+ * @segs: the segments (struct iovaq_seg, iovaq/backend.h), each granule-aligned with a
+ *	non-zero multiple of the granule as its length; segs[i] lands right after segs[i - 1].
+ * @nsegs: number of segments, at least one.
+ * @prot: IOVAQ_PROT_READ and/or IOVAQ_PROT_WRITE.
+ * @iova: receives base + idx * granule (may be NULL).
+ *
+ * The F&S arena link of separately allocated buffers (a driver's page-pool pages, a VMM's
+ * guest-memory pieces) without first making them contiguous in the host's address space. The
+ * pages it covers form one link: iovaq_arena_unlink() takes it back whole. Backends that map
+ * scattered memory at once (the kernel backend) make one mapping with one map-side sync; the
+ * others one mapping per segment (so VFIO type1's mapping limit counts segments here).
+ *
+ * Return: as iovaq_arena_link(); -EINVAL also for @nsegs 0, NULL @segs, a bad segment, or
+ * lengths whose sum overflows.
+ */
+IOVAQ_API int iovaq_arena_linkv(struct iovaq_arena *a, uint64_t idx, const struct iovaq_seg *segs,
+				size_t nsegs, unsigned int prot, iovaq_iova_t *iova);
+
+/**
  * iovaq_arena_unlink() - unmap pages [@idx, @idx + len / granule), without invalidating.
  * @a: the arena.
  * @idx: first page.

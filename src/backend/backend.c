@@ -132,14 +132,123 @@ static inline int traced(int op, int ret)
 	return ret;
 }
 
+/* Is @host a granule-aligned address with @len a non-zero multiple of the granule? */
+static int host_ok(const struct iovaq_backend *be, const void *host, size_t len)
+{
+	uint64_t g = be->caps.granule;
+
+	return host && !((uintptr_t)host & (g - 1)) && len && !(len & (g - 1));
+}
+
+static int prot_ok(unsigned int prot)
+{
+	return prot && !(prot & ~(unsigned int)(IOVAQ_PROT_READ | IOVAQ_PROT_WRITE));
+}
+
 int iovaq_backend_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size_t len,
 		      unsigned int prot)
 {
-	if (!be || !host || !range_ok(be, iova, len) ||
-	    ((uintptr_t)host & (be->caps.granule - 1)) ||
-	    !prot || (prot & ~(unsigned int)(IOVAQ_PROT_READ | IOVAQ_PROT_WRITE)))
+	if (!be || !host_ok(be, host, len) || !range_ok(be, iova, len) || !prot_ok(prot))
 		return -EINVAL;
 	return traced(0, be->ops->map(be, iova, host, len, prot));
+}
+
+/*
+ * The one command that invalidates [iova, iova + len) after a rollback's unmap: a range where
+ * the backend has one; else the naturally aligned page-selective block that encloses it
+ * (invalidating mapped neighbours too costs only their refills); else the whole domain. Never
+ * leaf-only: the unmap may have freed table pages. Returns 0 if the backend offers none.
+ */
+static int rollback_cmd(const struct iovaq_backend_caps *c, iovaq_iova_t iova, uint64_t len,
+			struct iovaq_inval *cmd)
+{
+	const unsigned int shift = iovaq_ilog2(c->granule);
+	const iovaq_iova_t last = iova + len - 1;
+	unsigned int am = 0;
+
+	iovaq_memset(cmd, 0, sizeof(*cmd));
+	if (c->inval_kinds & (1u << IOVAQ_INVAL_RANGE)) {
+		cmd->kind = IOVAQ_INVAL_RANGE;
+		cmd->iova = iova;
+		cmd->last = last;
+		return 1;
+	}
+	while (am < c->max_am && shift + am < 63 &&
+	       (iova >> (shift + am)) != (last >> (shift + am)))
+		am++;
+	if ((c->inval_kinds & (1u << IOVAQ_INVAL_PAGES)) &&
+	    (iova >> (shift + am)) == (last >> (shift + am))) {
+		cmd->kind = IOVAQ_INVAL_PAGES;
+		cmd->am = (uint8_t)am;
+		cmd->iova = iova & ~((c->granule << am) - 1);
+		return 1;
+	}
+	if (c->inval_kinds & (1u << IOVAQ_INVAL_DOMAIN)) {
+		cmd->kind = IOVAQ_INVAL_DOMAIN;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Undo the first @k segments that map_each() mapped, [iova, iova + len): unmap them with one
+ * call (whole mappings, which any backend accepts), or one call per segment if the backend
+ * refuses that, then invalidate the range unless unmap already did. Best effort, as Linux's
+ * iommu_map_sg() cleanup: the caller reports the map's own error either way.
+ */
+static void rollback(struct iovaq_backend *be, iovaq_iova_t iova, uint64_t len,
+		     const struct iovaq_seg *segs, size_t k)
+{
+	struct iovaq_inval cmd;
+	iovaq_iova_t at = iova;
+	size_t i;
+
+	if (be->ops->unmap(be, iova, len) < 0)
+		for (i = 0; i < k; at += segs[i].len, i++)
+			(void)traced(1, be->ops->unmap(be, at, segs[i].len));
+	if (!(be->caps.flags & IOVAQ_CAP_UNMAP_INVALIDATES) &&
+	    rollback_cmd(&be->caps, iova, len, &cmd))
+		(void)traced(2, be->ops->flush(be, &cmd, 1));
+}
+
+/* iovaq_backend_mapv() where the backend has no mapv op: one map per segment, in order. */
+static int map_each(struct iovaq_backend *be, iovaq_iova_t iova, const struct iovaq_seg *segs,
+		    size_t nsegs, unsigned int prot)
+{
+	iovaq_iova_t at = iova;
+	size_t i;
+	int err;
+
+	for (i = 0; i < nsegs; at += segs[i].len, i++) {
+		err = be->ops->map(be, at, segs[i].host, segs[i].len, prot);
+		if (err) {
+			if (i)
+				rollback(be, iova, at - iova, segs, i);
+			return err;
+		}
+	}
+	return 0;
+}
+
+int iovaq_backend_mapv(struct iovaq_backend *be, iovaq_iova_t iova, const struct iovaq_seg *segs,
+		       size_t nsegs, unsigned int prot)
+{
+	size_t i, total = 0;
+
+	if (!be || !segs || !nsegs)
+		return -EINVAL;
+	if (nsegs == 1)
+		return iovaq_backend_map(be, iova, segs[0].host, segs[0].len, prot);
+	for (i = 0; i < nsegs; i++) {
+		if (!host_ok(be, segs[i].host, segs[i].len) || segs[i].len > SIZE_MAX - total)
+			return -EINVAL;
+		total += segs[i].len;
+	}
+	if (!range_ok(be, iova, total) || !prot_ok(prot))
+		return -EINVAL;
+	if (be->ops->mapv)
+		return traced(0, be->ops->mapv(be, iova, segs, nsegs, total, prot));
+	return traced(0, map_each(be, iova, segs, nsegs, prot));
 }
 
 int iovaq_backend_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)

@@ -25,6 +25,10 @@ struct iovaq_backend;
  *	may block and allocate. Return 0 or a negative errno; on failure nothing is left behind.
  * @close: release everything; no other op runs concurrently or afterwards.
  * @map: map; -EEXIST on overlap, nothing changed on any error. Context: thread-safe, may block.
+ * @mapv: optional; map @nsegs segments of @len bytes in all (each validated as for @map, all
+ *	inside one aperture) at consecutive IOVAs as one mapping; -EEXIST on overlap, nothing
+ *	changed on any error. Without it iovaq_backend_mapv() maps segment by segment.
+ *	Context: as @map.
  * @unmap: unmap whole mappings without invalidating where the hardware allows; 0, or
  *	IOVAQ_UNMAP_FREED_TABLES if table pages were freed; -EINVAL if the range splits a
  *	mapping, -ENOENT if it holds none. Context: thread-safe, may block.
@@ -40,6 +44,8 @@ struct iovaq_backend_ops {
 	void (*close)(struct iovaq_backend *be);
 	int (*map)(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size_t len,
 		   unsigned int prot);
+	int (*mapv)(struct iovaq_backend *be, iovaq_iova_t iova, const struct iovaq_seg *segs,
+		    size_t nsegs, size_t len, unsigned int prot);
 	int (*unmap)(struct iovaq_backend *be, iovaq_iova_t iova, size_t len);
 	int (*flush)(struct iovaq_backend *be, const struct iovaq_inval *cmds, size_t n);
 	int (*faults)(struct iovaq_backend *be, struct iovaq_fault *out, size_t max);

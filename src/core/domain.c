@@ -1621,19 +1621,40 @@ static int arena_page_free(const struct iovaq_arena *a, uint64_t i)
 	       (a->st[i] == AP_QUEUED && a->qseq[i] <= IOVAQ_READ_ONCE(a->safe_seq));
 }
 
-int iovaq_arena_link(struct iovaq_arena *a, uint64_t idx, void *buf, size_t len,
-		     unsigned int prot, iovaq_iova_t *iova)
+/* One backend call for a link: one segment is a plain map, as it always was. */
+static int link_map(struct iovaq_domain *d, iovaq_iova_t at, const struct iovaq_seg *segs,
+		    size_t nsegs, unsigned int prot)
+{
+	if (nsegs == 1)
+		return iovaq_backend_map(d->be, at, segs->host, segs->len, prot);
+	return iovaq_backend_mapv(d->be, at, segs, nsegs, prot);
+}
+
+/*
+ * Link @nsegs segments at consecutive pages from @idx as one link (iovaq_arena_link() is the
+ * case of one), mapped with one backend call, so that a backend that maps scattered memory at
+ * once makes it one mapping.
+ */
+static int arena_link(struct iovaq_arena *a, uint64_t idx, const struct iovaq_seg *segs,
+		      size_t nsegs, unsigned int prot, iovaq_iova_t *iova)
 {
 	struct iovaq_domain *d;
+	iovaq_iova_t at;
+	size_t k, len = 0;
 	uint64_t n, i;
 	int err;
 
-	if (!a || !buf || !len)
+	if (!a || !segs || !nsegs)
 		return -EINVAL;
 	d = a->d;
+	for (k = 0; k < nsegs; k++) {
+		if (!segs[k].host || !segs[k].len || (segs[k].len & (d->granule - 1)) ||
+		    ((uintptr_t)segs[k].host & (d->granule - 1)) || segs[k].len > SIZE_MAX - len)
+			return -EINVAL;
+		len += segs[k].len;
+	}
 	n = len >> d->shift;
-	if ((len & (d->granule - 1)) || ((uintptr_t)buf & (d->granule - 1)) || idx >= a->pages ||
-	    n > a->pages - idx || n > UINT32_MAX)
+	if (idx >= a->pages || n > a->pages - idx || n > UINT32_MAX)
 		return -EINVAL;
 	iovaq_lock(&d->lock);	/* pairs with flushes updating safe_seq */
 	for (i = idx; i < idx + n; i++)
@@ -1642,12 +1663,13 @@ int iovaq_arena_link(struct iovaq_arena *a, uint64_t idx, void *buf, size_t len,
 	iovaq_unlock(&d->lock);
 	if (i < idx + n)
 		return -EBUSY;
-	err = iovaq_backend_map(d->be, a->base + (idx << d->shift), buf, len, prot);
+	at = a->base + (idx << d->shift);
+	err = link_map(d, at, segs, nsegs, prot);
 	if (err == -ENOSPC && queue_nonempty(d)) {
 		/* Out of backend mappings: as in iovaq_domain_map(), kept ones give theirs back. */
 		kept_evict_due(d, 1);
 		flush_queue(d, FR_NOSPC);
-		err = iovaq_backend_map(d->be, a->base + (idx << d->shift), buf, len, prot);
+		err = link_map(d, at, segs, nsegs, prot);
 	}
 	if (err)
 		return err;
@@ -1662,8 +1684,22 @@ int iovaq_arena_link(struct iovaq_arena *a, uint64_t idx, void *buf, size_t len,
 	d->st.mapped_pages += n;
 	iovaq_unlock(&d->lock);
 	if (iova)
-		*iova = a->base + (idx << d->shift);
+		*iova = at;
 	return 0;
+}
+
+int iovaq_arena_link(struct iovaq_arena *a, uint64_t idx, void *buf, size_t len,
+		     unsigned int prot, iovaq_iova_t *iova)
+{
+	const struct iovaq_seg seg = { .host = buf, .len = len };
+
+	return arena_link(a, idx, &seg, 1, prot, iova);
+}
+
+int iovaq_arena_linkv(struct iovaq_arena *a, uint64_t idx, const struct iovaq_seg *segs,
+		      size_t nsegs, unsigned int prot, iovaq_iova_t *iova)
+{
+	return arena_link(a, idx, segs, nsegs, prot, iova);
 }
 
 int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len)

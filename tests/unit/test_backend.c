@@ -2,8 +2,10 @@
 /*
  * Unit tests of the generic backend layer (include/iovaq/backend.h) that do not depend on a
  * backend configuration: opening by name, by IOVAQ_BACKEND and with size-prefixed options, the
- * per-thread reason of a failed open, the caps and fault-log argument checks. What every
- * backend must do with mappings and commands is the contract suite (tests/contract/).
+ * per-thread reason of a failed open, the caps and fault-log argument checks, and
+ * iovaq_backend_mapv()'s generic path for backends without a mapv op (one map per segment,
+ * the rollback of a failure), on sim. What every backend must do with mappings and commands
+ * is the contract suite (tests/contract/).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -300,4 +302,269 @@ Test(backend_handles, close_null_and_name)
 	cr_assert_str_eq(iovaq_backend_name(be), "sim");
 	cr_assert_eq(iovaq_backend_name(be), iovaq_backend_name(be), "name not static");
 	iovaq_backend_close(be);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Scatter-gather maps (iovaq_backend_mapv)                                             */
+/* ------------------------------------------------------------------------------------ */
+
+/*
+ * The sim has no mapv op: these test the generic fallback, one map per segment and the
+ * rollback of the mapped ones on a failure. SG_IOVA is 2 MiB-aligned, far from IOVA 0.
+ */
+#define SG_IOVA (TU_TiB + 4 * TU_L2_SPAN)
+
+struct sg_pieces {
+	struct iovaq_seg seg[3];
+	size_t len;	/* bytes in all */
+};
+
+/* Three host pieces of @p0, @p1, @p2 granules, each its own allocation with its own pattern. */
+static struct sg_pieces sg_make(uint64_t p0, uint64_t p1, uint64_t p2)
+{
+	const uint64_t pages[3] = { p0, p1, p2 };
+	struct sg_pieces s = { .len = 0 };
+
+	for (int i = 0; i < 3; i++) {
+		s.seg[i].len = pages[i] * G;
+		s.seg[i].host = tu_host(s.seg[i].len, G, 0x100 + (uint64_t)i);
+		s.len += s.seg[i].len;
+	}
+	return s;
+}
+
+static void sg_free(struct sg_pieces *s)
+{
+	for (int i = 0; i < 3; i++)
+		free(s->seg[i].host);
+}
+
+/* The device reads each piece at its IOVA, and the whole range at once, without a fault. */
+static void sg_dma_sees(struct iovaq_backend *be, iovaq_iova_t iova, const struct sg_pieces *s)
+{
+	uint8_t *all = malloc(s->len);
+	size_t off = 0;
+
+	cr_assert_not_null(all);
+	for (int i = 0; i < 3; i++) {
+		tu_dma_read_eq(iovaq_sim_of(be), iova + off, s->seg[i].host, s->seg[i].len);
+		memcpy(all + off, s->seg[i].host, s->seg[i].len);
+		off += s->seg[i].len;
+	}
+	tu_dma_read_eq(iovaq_sim_of(be), iova, all, s->len);
+	free(all);
+}
+
+/* Every granule of [iova, iova + len) faults for the device, none through a stale entry. */
+static void sg_dma_unmapped(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
+{
+	for (size_t off = 0; off < len; off += G) {
+		struct iovaq_sim_access r;
+		uint8_t b;
+
+		cr_assert_eq(tu_dma(iovaq_sim_of(be), iova + off, &b, 1, 0, &r), -EFAULT,
+			     "0x%" PRIx64 " still reachable", iova + off);
+		cr_assert_eq(r.stale_pages, 0, "0x%" PRIx64 " reachable through a stale entry",
+			     iova + off);
+	}
+	tu_faults(be, (struct iovaq_fault[64]){ { 0 } }, 64);	/* drain the log */
+}
+
+/* Three segments land at consecutive IOVAs; one unmap of the whole range removes them all. */
+Test(backend_mapv, three_segments)
+{
+	struct iovaq_backend *be = tu_sim_open(NULL, NULL);
+	struct iovaq_sim *sim = iovaq_sim_of(be);
+	struct sg_pieces s = sg_make(1, 3, 2);
+	struct iovaq_sim_counters c0 = tu_counters(sim), c1;
+	uint8_t w[2 * G];
+	int ret;
+
+	EXPECT_OK(iovaq_backend_mapv(be, SG_IOVA, s.seg, 3, IOVAQ_PROT_READ | IOVAQ_PROT_WRITE));
+	c1 = tu_counters(sim);
+	cr_assert_eq(c1.mapped_pages - c0.mapped_pages, 6);
+	cr_assert_eq(c1.maps - c0.maps, 3, "the fallback maps each segment on its own");
+	sg_dma_sees(be, SG_IOVA, &s);
+
+	/* A device write across the 2nd/3rd boundary lands in the end of one, start of the other. */
+	tu_fill(w, sizeof(w), 0x77);
+	EXPECT_OK(tu_dma(sim, SG_IOVA + 3 * G, w, sizeof(w), 1, NULL));
+	cr_assert_eq(memcmp((uint8_t *)s.seg[1].host + 2 * G, w, G), 0);
+	cr_assert_eq(memcmp(s.seg[2].host, w + G, G), 0);
+
+	/* Mapped now: a second map of any of it fails and changes nothing. */
+	EXPECT_SIM_FAIL(sim, iovaq_backend_map(be, SG_IOVA + 5 * G, s.seg[0].host, G,
+					       IOVAQ_PROT_READ),
+			-EEXIST);
+	ret = iovaq_backend_unmap(be, SG_IOVA, s.len);
+	cr_assert_geq(ret, 0, "unmap of the whole range: %d (%s)", ret, iovaq_strerror(ret));
+	cr_assert_eq(tu_counters(sim).mapped_pages, c0.mapped_pages);
+	tu_flush_range(be, SG_IOVA, s.len);
+	sg_dma_unmapped(be, SG_IOVA, s.len);
+	iovaq_backend_close(be);
+	sg_free(&s);
+}
+
+/* One segment is iovaq_backend_map(): one mapping. */
+Test(backend_mapv, one_segment_is_a_map)
+{
+	struct iovaq_backend *be = tu_sim_open(NULL, NULL);
+	struct iovaq_sim *sim = iovaq_sim_of(be);
+	struct sg_pieces s = sg_make(4, 1, 1);
+	struct iovaq_sim_counters c0 = tu_counters(sim);
+
+	EXPECT_OK(iovaq_backend_mapv(be, SG_IOVA, s.seg, 1, IOVAQ_PROT_READ));
+	cr_assert_eq(tu_counters(sim).maps - c0.maps, 1);
+	tu_dma_read_eq(sim, SG_IOVA, s.seg[0].host, s.seg[0].len);
+	cr_assert_geq(iovaq_backend_unmap(be, SG_IOVA, s.seg[0].len), 0);
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, s.seg, 1, 0), -EINVAL);
+	iovaq_backend_close(be);
+	sg_free(&s);
+}
+
+/* Every bad argument: -EINVAL, and the sim did nothing at all (no map, no unmap, no flush). */
+Test(backend_mapv, bad_input)
+{
+	struct iovaq_backend *be = tu_sim_open(NULL, NULL);
+	struct iovaq_sim *sim = iovaq_sim_of(be);
+	struct sg_pieces s = sg_make(1, 2, 1);
+	const unsigned int r = IOVAQ_PROT_READ;
+	const size_t huge = SIZE_MAX & ~(size_t)(G - 1);
+	IOVAQ_OPTS(iovaq_backend_caps, caps);
+	struct iovaq_seg bad[3];
+	iovaq_iova_t top;
+
+	EXPECT_OK(iovaq_backend_get_caps(be, &caps));
+	top = caps.apertures[0].last + 1;
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(NULL, SG_IOVA, s.seg, 3, r), -EINVAL);
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, NULL, 3, r), -EINVAL);
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, s.seg, 0, r), -EINVAL);
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA + 1, s.seg, 3, r), -EINVAL);
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, 0, s.seg, 3, r), -EINVAL);
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, s.seg, 3, 0), -EINVAL);
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, s.seg, 3, 1u << 2), -EINVAL);
+	/* The total leaves the aperture; the first segment alone would fit. */
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, top - 2 * G, s.seg, 3, r), -EINVAL);
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, top - G, s.seg, 2, r), -EINVAL);
+	/* A bad segment anywhere, the last one included: nothing before it is mapped. */
+	for (int i = 0; i < 3; i++) {
+		memcpy(bad, s.seg, sizeof(bad));
+		bad[i].host = NULL;
+		EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, bad, 3, r), -EINVAL);
+		bad[i].host = (uint8_t *)s.seg[i].host + 8;
+		EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, bad, 3, r), -EINVAL);
+		bad[i].host = s.seg[i].host;
+		bad[i].len = 0;
+		EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, bad, 3, r), -EINVAL);
+		bad[i].len = s.seg[i].len + 1;
+		EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, bad, 3, r), -EINVAL);
+		bad[i].len = s.seg[i].len - 1;
+		EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, bad, 3, r), -EINVAL);
+	}
+	/* Lengths each aligned whose sum overflows size_t and wraps to one granule. */
+	memcpy(bad, s.seg, sizeof(bad));
+	bad[0].len = huge;
+	bad[1].len = huge;
+	bad[2].len = 3 * G;
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, bad, 3, r), -EINVAL);
+	bad[1].len = 2 * G;
+	EXPECT_SIM_FAIL(sim, iovaq_backend_mapv(be, SG_IOVA, bad, 2, r), -EINVAL);
+	cr_assert_eq(tu_counters(sim).mapped_pages, 0);
+	/* The same IOVA still takes the whole list. */
+	EXPECT_OK(iovaq_backend_mapv(be, SG_IOVA, s.seg, 3, r));
+	sg_dma_sees(be, SG_IOVA, &s);
+	iovaq_backend_close(be);
+	sg_free(&s);
+}
+
+/*
+ * The 2nd segment overlaps an existing mapping: -EEXIST, and the 1st segment, already mapped,
+ * is unmapped and invalidated again. The 1st covers a whole 2 MiB level-1 table of its own,
+ * so its unmap frees that table, which the sim releases only on a non-leaf invalidation: the
+ * table count coming back shows the rollback's invalidation (a leaf-only one or none would
+ * leave it quarantined).
+ */
+Test(backend_mapv, overlap_rolls_back)
+{
+	struct iovaq_backend *be = tu_sim_open(NULL, NULL);
+	struct iovaq_sim *sim = iovaq_sim_of(be);
+	struct sg_pieces s = sg_make(TU_L2_SPAN / G, 2, 1);
+	uint8_t *x = tu_host(G, G, 0x55);
+	const iovaq_iova_t xiova = SG_IOVA + TU_L2_SPAN + G;	/* the 2nd segment's 2nd page */
+	struct iovaq_sim_counters c0, c1;
+
+	EXPECT_OK(iovaq_backend_map(be, xiova, x, G, IOVAQ_PROT_READ));
+	c0 = tu_counters(sim);
+	cr_assert_eq(iovaq_backend_mapv(be, SG_IOVA, s.seg, 3, IOVAQ_PROT_READ), -EEXIST);
+	c1 = tu_counters(sim);
+	cr_assert_eq(c1.mapped_pages, c0.mapped_pages, "the 1st segment stayed mapped");
+	cr_assert_eq(c1.maps - c0.maps, 1, "the 1st segment was not mapped before the overlap");
+	cr_assert_eq(c1.unmaps - c0.unmaps, 1, "the rollback is one unmap");
+	cr_assert_eq(c1.flushes - c0.flushes, 1, "the rollback was not invalidated");
+	cr_assert_eq(c1.inval_cmds[IOVAQ_INVAL_PAGES] - c0.inval_cmds[IOVAQ_INVAL_PAGES], 1);
+	cr_assert_eq(c1.inval_leaf, c0.inval_leaf, "a leaf-only rollback command");
+	cr_assert_eq(c1.table_pages, c0.table_pages, "the freed table is still quarantined");
+	cr_assert_eq(c1.table_pages_freed - c0.table_pages_freed, 1);
+	cr_assert_eq(c1.bad_leaf_invals, 0);
+	sg_dma_unmapped(be, SG_IOVA, TU_L2_SPAN);
+	tu_dma_read_eq(sim, xiova, x, G);	/* the other mapping is untouched */
+
+	/* Nothing of the failed call is left: its 1st segment's range maps again. */
+	EXPECT_OK(iovaq_backend_map(be, SG_IOVA, s.seg[0].host, s.seg[0].len, IOVAQ_PROT_READ));
+	tu_dma_read_eq(sim, SG_IOVA, s.seg[0].host, s.seg[0].len);
+	iovaq_backend_close(be);
+	sg_free(&s);
+	free(x);
+}
+
+/*
+ * A map fault injected at the k-th segment: the error comes back, the k - 1 before it are
+ * rolled back (one unmap, one flush; none for k = 1), and the whole list maps afterwards.
+ */
+Test(backend_mapv, injected_fault_at_kth_segment)
+{
+	for (uint64_t k = 1; k <= 3; k++) {
+		struct iovaq_backend *be = tu_sim_open(NULL, NULL);
+		struct iovaq_sim *sim = iovaq_sim_of(be);
+		struct sg_pieces s = sg_make(2, 1, 3);
+		struct iovaq_sim_counters c0 = tu_counters(sim), c1;
+		int ret;
+
+		EXPECT_OK(iovaq_sim_fail_nth(sim, IOVAQ_SIM_OP_MAP, k, -EIO));
+		ret = iovaq_backend_mapv(be, SG_IOVA, s.seg, 3, IOVAQ_PROT_READ);
+		cr_assert_eq(ret, -EIO, "k %" PRIu64 ": %d", k, ret);
+		c1 = tu_counters(sim);
+		cr_assert_eq(c1.mapped_pages, 0, "k %" PRIu64 ": pages left mapped", k);
+		cr_assert_eq(c1.maps - c0.maps, k - 1);
+		cr_assert_eq(c1.unmaps - c0.unmaps, k > 1, "k %" PRIu64, k);
+		cr_assert_eq(c1.flushes - c0.flushes, k > 1, "k %" PRIu64, k);
+		sg_dma_unmapped(be, SG_IOVA, s.len);
+		EXPECT_OK(iovaq_backend_mapv(be, SG_IOVA, s.seg, 3, IOVAQ_PROT_READ));
+		sg_dma_sees(be, SG_IOVA, &s);
+		cr_assert_geq(iovaq_backend_unmap(be, SG_IOVA, s.len), 0);
+		cr_assert_eq(tu_counters(sim).mapped_pages, 0);
+		iovaq_backend_close(be);
+		sg_free(&s);
+	}
+}
+
+/* The rollback's one unmap fails too: it unmaps segment by segment instead. */
+Test(backend_mapv, rollback_survives_a_failed_unmap)
+{
+	struct iovaq_backend *be = tu_sim_open(NULL, NULL);
+	struct iovaq_sim *sim = iovaq_sim_of(be);
+	struct sg_pieces s = sg_make(1, 2, 1);
+	struct iovaq_sim_counters c0 = tu_counters(sim), c1;
+
+	EXPECT_OK(iovaq_sim_fail_nth(sim, IOVAQ_SIM_OP_MAP, 3, -EIO));
+	EXPECT_OK(iovaq_sim_fail_nth(sim, IOVAQ_SIM_OP_UNMAP, 1, -EIO));
+	cr_assert_eq(iovaq_backend_mapv(be, SG_IOVA, s.seg, 3, IOVAQ_PROT_READ), -EIO);
+	c1 = tu_counters(sim);
+	cr_assert_eq(c1.mapped_pages, 0);
+	cr_assert_eq(c1.unmaps - c0.unmaps, 2, "one unmap per mapped segment");
+	cr_assert_eq(c1.flushes - c0.flushes, 1);
+	sg_dma_unmapped(be, SG_IOVA, s.len);
+	EXPECT_OK(iovaq_backend_mapv(be, SG_IOVA, s.seg, 3, IOVAQ_PROT_READ));
+	iovaq_backend_close(be);
+	sg_free(&s);
 }

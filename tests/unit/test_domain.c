@@ -2359,3 +2359,209 @@ Test(arena, unlinks_respect_reachable_bound)
 	iovaq_backend_close(be);
 	free(buf);
 }
+
+/* ---- scatter-gather links (iovaq_arena_linkv) ---------------------------------------- */
+
+/* @all (4 pages) gets the bytes of the three pieces in order. */
+static void lv_concat(const struct iovaq_seg seg[3], uint8_t *all)
+{
+	for (int i = 0; i < 3; all += seg[i].len, i++)
+		memcpy(all, seg[i].host, seg[i].len);
+}
+
+/* Three host pieces of 1, 2 and 1 pages, each its own allocation; *@all gets them in order. */
+static void lv_pieces(struct iovaq_seg seg[3], uint8_t **all)
+{
+	static const uint64_t pages[3] = { 1, 2, 1 };
+
+	*all = malloc(4 * G);
+	cr_assert_not_null(*all);
+	for (int i = 0; i < 3; i++) {
+		seg[i].len = pages[i] * G;
+		seg[i].host = du_buf(pages[i], 0x200 + (uint64_t)i);
+	}
+	lv_concat(seg, *all);
+}
+
+/* Release @a, sync: nothing left mapped or allocated; then destroy and free everything. */
+static void lv_done(struct iovaq_backend *be, struct iovaq_domain *dom, struct iovaq_arena *a,
+		    struct iovaq_seg seg[3], uint8_t *all, const char *what)
+{
+	iovaq_arena_release(a);
+	DU_OK(iovaq_domain_sync(dom));
+	DU_CHECK(dom);
+	cr_assert_eq(du_simc(be).mapped_pages, 0, "%s", what);
+	iovaq_cache_drain(iovaq_domain_cache(dom));
+	cr_assert_eq(du_space_stats(dom).allocated_granules, 0, "%s", what);
+	iovaq_domain_destroy(dom);
+	iovaq_backend_close(be);
+	for (int i = 0; i < 3; i++)
+		free(seg[i].host);
+	free(all);
+}
+
+/*
+ * Under each batching policy: three segments form one link at consecutive pages, the device
+ * sees each piece at its IOVA and writes land in the right piece; the link unlinks whole only;
+ * its pages are busy until safe; failures leave the arena's pages free and the invariant holds.
+ */
+Test(arena, linkv_policies)
+{
+	static const uint32_t pol[] = { IOVAQ_POLICY_STRICT, IOVAQ_POLICY_DEFERRED,
+					IOVAQ_POLICY_SAFE_DEFERRED };
+
+	for (int p = 0; p < 3; p++) {
+		struct iovaq_backend *be = du_sim_open(0);
+		struct iovaq_domain *dom = dom_quiet(be, pol[p]);
+		struct iovaq_arena *a = NULL;
+		struct iovaq_seg seg[3];
+		struct iovaq_domain_stats s0;
+		struct iovaq_sim_counters c0;
+		uint8_t *all, w[2 * G];
+		iovaq_iova_t base, iova = 0;
+		const char *pn = policy_name[pol[p]];
+
+		lv_pieces(seg, &all);
+		DU_OK(iovaq_arena_reserve(dom, 16, IOVAQ_LIMIT_NONE, &a));
+		base = iovaq_arena_base(a);
+		s0 = du_stats(dom);
+		DU_OK(iovaq_arena_linkv(a, 2, seg, 3, RW, &iova));
+		cr_assert_eq(iova, base + 2 * G, "%s", pn);
+		cr_assert_eq(du_stats(dom).maps - s0.maps, 1, "%s: one link is one map", pn);
+		cr_assert_eq(du_stats(dom).mapped_pages - s0.mapped_pages, 4, "%s", pn);
+		cr_assert_eq(du_simc(be).mapped_pages, 4, "%s", pn);
+		du_dma_ok(be, iova, 4, all);
+		du_dma_ok(be, iova + G, 2, seg[1].host);
+		du_dma_ok(be, iova + 3 * G, 1, seg[2].host);
+		/* A device write across the 1st/2nd and 2nd/3rd boundaries. */
+		du_fill(w, sizeof(w), 0x99);
+		DU_OK(iovaq_sim_dma(iovaq_sim_of(be), iova + G / 2, w, 3 * G / 2, 1, NULL));
+		cr_assert_eq(memcmp((uint8_t *)seg[0].host + G / 2, w, G / 2), 0, "%s", pn);
+		cr_assert_eq(memcmp(seg[1].host, w + G / 2, G), 0, "%s", pn);
+		DU_OK(iovaq_sim_dma(iovaq_sim_of(be), iova + 5 * G / 2, w, G, 1, NULL));
+		cr_assert_eq(memcmp((uint8_t *)seg[1].host + 3 * G / 2, w, G / 2), 0, "%s", pn);
+		cr_assert_eq(memcmp(seg[2].host, w + G / 2, G / 2), 0, "%s", pn);
+		lv_concat(seg, all);
+		DU_CHECK(dom);
+
+		/* Its pages are linked: busy for link and linkv. */
+		DU_EXPECT(dom, iovaq_arena_link(a, 5, seg[0].host, G, RW, NULL), -EBUSY);
+		DU_EXPECT(dom, iovaq_arena_linkv(a, 0, seg, 3, RW, NULL), -EBUSY);
+		/* One link: no part of it unlinks alone, nor more than it. */
+		DU_EXPECT(dom, iovaq_arena_unlink(a, 2, G), -EINVAL);
+		DU_EXPECT(dom, iovaq_arena_unlink(a, 2, 3 * G), -EINVAL);
+		DU_EXPECT(dom, iovaq_arena_unlink(a, 3, 3 * G), -EINVAL);
+		DU_EXPECT(dom, iovaq_arena_unlink(a, 5, G), -EINVAL);
+		DU_EXPECT(dom, iovaq_arena_unlink(a, 2, 5 * G), -EINVAL);
+		du_dma_ok(be, iova, 4, all);
+		DU_OK(iovaq_arena_unlink(a, 2, 4 * G));
+		cr_assert_eq(du_simc(be).mapped_pages, 0, "%s: a segment outlived the unlink", pn);
+		cr_assert_eq(du_stats(dom).mapped_pages, s0.mapped_pages, "%s", pn);
+		DU_CHECK(dom);
+
+		/* Unlinked, then synced: busy until the sync is safe (at once only under strict). */
+		DU_EXPECT(dom, iovaq_arena_linkv(a, 2, seg, 3, RW, NULL), -EBUSY);
+		DU_OK(iovaq_arena_sync(a, 0));
+		if (pol[p] != IOVAQ_POLICY_STRICT) {
+			DU_EXPECT(dom, iovaq_arena_linkv(a, 2, seg, 3, RW, NULL), -EBUSY);
+			DU_OK(iovaq_domain_sync(dom));
+		}
+		du_dma_faults(be, base + 2 * G, 4);
+
+		/* A map fault at the 2nd segment: the pages stay free, nothing stays mapped. */
+		c0 = du_simc(be);
+		du_fail_nth(be, IOVAQ_SIM_OP_MAP, 2, -EIO);
+		DU_EXPECT(dom, iovaq_arena_linkv(a, 2, seg, 3, RW, NULL), -EIO);
+		cr_assert_eq(du_simc(be).mapped_pages, 0, "%s", pn);
+		cr_assert_eq(du_simc(be).flushes - c0.flushes, 1, "%s: rollback not invalidated",
+			     pn);
+		cr_assert_eq(du_stats(dom).mapped_pages, s0.mapped_pages, "%s", pn);
+		du_dma_faults(be, base + 2 * G, 4);
+		DU_OK(iovaq_arena_linkv(a, 2, seg, 3, RW, NULL));
+		du_dma_ok(be, base + 2 * G, 4, all);
+		DU_CHECK(dom);
+		lv_done(be, dom, a, seg, all, pn);
+	}
+}
+
+/*
+ * Every bad argument of iovaq_arena_linkv(): -EINVAL, nothing mapped, the invariant holds.
+ * Page 0 is linked, so that a bad segment judged only later (by the backend) would show as
+ * -EBUSY: the arena itself must reject it.
+ */
+Test(arena, linkv_bad_input)
+{
+	struct iovaq_backend *be = du_sim_open(0);
+	struct iovaq_domain *dom = dom_quiet(be, IOVAQ_POLICY_DEFERRED);
+	struct iovaq_arena *a = NULL;
+	const size_t huge = SIZE_MAX & ~(size_t)(G - 1);
+	struct iovaq_seg seg[3], bad[3];
+	uint8_t *all;
+	uint64_t maps0;
+
+	lv_pieces(seg, &all);
+	DU_OK(iovaq_arena_reserve(dom, 8, IOVAQ_LIMIT_NONE, &a));
+	DU_OK(iovaq_arena_link(a, 0, seg[0].host, G, RW, NULL));
+	maps0 = du_simc(be).maps;
+	DU_EXPECT(dom, iovaq_arena_linkv(NULL, 0, seg, 3, RW, NULL), -EINVAL);
+	DU_EXPECT(dom, iovaq_arena_linkv(a, 0, NULL, 3, RW, NULL), -EINVAL);
+	DU_EXPECT(dom, iovaq_arena_linkv(a, 0, seg, 0, RW, NULL), -EINVAL);
+	DU_EXPECT(dom, iovaq_arena_linkv(a, 2, seg, 3, 0, NULL), -EINVAL);
+	DU_EXPECT(dom, iovaq_arena_linkv(a, 8, seg, 1, RW, NULL), -EINVAL);
+	DU_EXPECT(dom, iovaq_arena_linkv(a, 5, seg, 3, RW, NULL), -EINVAL); /* 4 pages from 5 */
+	for (int i = 0; i < 3; i++) {
+		memcpy(bad, seg, sizeof(bad));
+		bad[i].host = NULL;
+		DU_EXPECT(dom, iovaq_arena_linkv(a, 0, bad, 3, RW, NULL), -EINVAL);
+		bad[i].host = (uint8_t *)seg[i].host + 64;
+		DU_EXPECT(dom, iovaq_arena_linkv(a, 0, bad, 3, RW, NULL), -EINVAL);
+		bad[i].host = seg[i].host;
+		bad[i].len = 0;
+		DU_EXPECT(dom, iovaq_arena_linkv(a, 0, bad, 3, RW, NULL), -EINVAL);
+		bad[i].len = seg[i].len + 512;
+		DU_EXPECT(dom, iovaq_arena_linkv(a, 0, bad, 3, RW, NULL), -EINVAL);
+	}
+	/* Aligned lengths whose sum overflows size_t and wraps to one page. */
+	memcpy(bad, seg, sizeof(bad));
+	bad[0].len = huge;
+	bad[1].len = 2 * G;
+	DU_EXPECT(dom, iovaq_arena_linkv(a, 0, bad, 2, RW, NULL), -EINVAL);
+	cr_assert_eq(du_simc(be).maps, maps0, "a bad linkv reached the backend's map");
+	cr_assert_eq(du_simc(be).mapped_pages, 1);
+	cr_assert_eq(du_stats(dom).mapped_pages, 1);
+	/* The other pages are still free: they take a link. */
+	DU_OK(iovaq_arena_linkv(a, 4, seg, 3, RW, NULL));
+	du_dma_ok(be, iovaq_arena_base(a) + 4 * G, 4, all);
+	lv_done(be, dom, a, seg, all, "bad input");
+}
+
+/*
+ * Out of backend mappings at the 2nd segment (-ENOSPC) with releases queued: as for a link,
+ * the queue is flushed and the link retried once, and it succeeds.
+ */
+Test(arena, linkv_retries_after_enospc)
+{
+	struct iovaq_backend *be = du_sim_open(0);
+	struct iovaq_domain *dom = dom_quiet(be, IOVAQ_POLICY_DEFERRED);
+	struct iovaq_arena *a = NULL;
+	struct iovaq_seg seg[3];
+	uint8_t *all;
+	void *buf = du_buf(1, 3);
+
+	lv_pieces(seg, &all);
+	DU_OK(iovaq_arena_reserve(dom, 8, IOVAQ_LIMIT_NONE, &a));
+	du_unmap(dom, du_map(dom, buf, 1), 1, 0);
+	cr_assert_eq(du_stats(dom).queued_pages, 1);
+	du_fail_nth(be, IOVAQ_SIM_OP_MAP, 2, -ENOSPC);
+	DU_OK(iovaq_arena_linkv(a, 0, seg, 3, RW, NULL));
+	cr_assert_eq(du_stats(dom).queued_pages, 0, "no flush before the retry");
+	du_dma_ok(be, iovaq_arena_base(a), 4, all);
+	cr_assert_eq(du_stats(dom).mapped_pages, 4);
+	DU_CHECK(dom);
+	/* Without anything queued, -ENOSPC comes back (rolled back: nothing mapped). */
+	du_fail_nth(be, IOVAQ_SIM_OP_MAP, 3, -ENOSPC);
+	DU_EXPECT(dom, iovaq_arena_linkv(a, 4, seg, 3, RW, NULL), -ENOSPC);
+	cr_assert_eq(du_simc(be).mapped_pages, 4);
+	lv_done(be, dom, a, seg, all, "-ENOSPC");
+	free(buf);
+}
