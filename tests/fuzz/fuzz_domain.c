@@ -5,7 +5,8 @@
  * The input's first bytes choose a configuration (policy, ring layout, model, bounds, a small
  * IOVA space, optimistic teardown, completion by callback or poll); every following pair of
  * bytes is one step: map, unmap (right or wrong), sync, poll, a device access to a released
- * range, an injected backend failure, bad arguments, or an arena call. After every step:
+ * range, an injected backend failure, bad arguments, or an arena call (op 15: a
+ * scatter-gather link, iovaq_arena_linkv(), of 1 to 4 scattered pages). After every step:
  *
  *   - iovaq_domain_check() passes: every granule FREE, CACHED, ALLOCATED or QUEUED, once;
  *   - the safety oracle: a device access to a range whose release is known to be safe (strict
@@ -42,10 +43,11 @@ struct slot {
 	int safe;		/* S_RELEASED: known unreachable */
 };
 
-/* An arena and which of its pages are linked (by whole links of one page). */
+/* An arena and which of its pages are linked (links of one page, or of several by linkv). */
 struct arena {
 	struct iovaq_arena *a;
 	uint8_t linked[ARENA_PAGES];
+	uint8_t link[ARENA_PAGES];	/* at a link's first page: its pages; else 0 */
 	uint8_t unsynced[ARENA_PAGES];	/* unlinked, not yet covered by a sync */
 	uint8_t pending[ARENA_PAGES];	/* covered by a sync, not yet known safe */
 	uint8_t safe[ARENA_PAGES];	/* known unreachable until linked again */
@@ -464,6 +466,7 @@ static void step_arena(unsigned int arg)
 				fprintf(stderr, "arena reserved at 0x%llx\n",
 					(unsigned long long)iovaq_arena_base(A->a));
 			memset(A->linked, 0, sizeof(A->linked));
+			memset(A->link, 0, sizeof(A->link));
 			memset(A->unsynced, 0, sizeof(A->unsynced));
 			memset(A->pending, 0, sizeof(A->pending));
 			memset(A->safe, 0, sizeof(A->safe));
@@ -478,6 +481,7 @@ static void step_arena(unsigned int arg)
 				fprintf(stderr, "arena link %u: %d\n", idx, err);
 			if (!err) {
 				A->linked[idx] = 1;
+				A->link[idx] = 1;
 				A->safe[idx] = A->pending[idx] = A->unsynced[idx] = 0;
 			} else if (err != -EBUSY && err != -EIO && err != -ENOMEM) {
 				FAIL("arena link: %d", err);
@@ -487,12 +491,19 @@ static void step_arena(unsigned int arg)
 	case 3:
 	case 4:
 		if (A->a && A->linked[idx]) {
-			err = iovaq_arena_unlink(A->a, idx, G);
+			unsigned int n = A->link[idx];	/* 0: a page inside a longer link */
+
+			err = iovaq_arena_unlink(A->a, idx, (n ? n : 1) * G);
 			if (F.trace)
-				fprintf(stderr, "arena unlink %u: %d\n", idx, err);
-			if (!err) {
-				A->linked[idx] = 0;
-				A->unsynced[idx] = 1;
+				fprintf(stderr, "arena unlink %u+%u: %d\n", idx, n, err);
+			if (!n) {
+				expect_err("arena unlink of part of a link", err, -EINVAL);
+			} else if (!err) {
+				for (unsigned int k = idx; k < idx + n; k++) {
+					A->linked[k] = 0;
+					A->unsynced[k] = 1;
+				}
+				A->link[idx] = 0;
 			} else if (err != -EIO) {
 				FAIL("arena unlink: %d", err);
 			}
@@ -528,6 +539,43 @@ static void step_arena(unsigned int arg)
 		if (A->a)
 			arena_release();
 		break;
+	}
+}
+
+/*
+ * Op 15: link 1 to 4 pages from @idx as one link of scattered host pages (taken from the
+ * arena buffer backwards, so that no two segments are adjacent in the host). A failure (an
+ * injected one at any segment included) must leave every page as it was.
+ */
+static void step_arena_linkv(unsigned int arg)
+{
+	struct arena *A = &F.ar;
+	unsigned int idx = (arg >> 3) % ARENA_PAGES, n = 1 + (arg & 3), busy = 0;
+	struct iovaq_seg seg[4];
+	int err;
+
+	if (F.policy == IOVAQ_POLICY_PASSTHROUGH || !A->a)
+		return;
+	for (unsigned int k = 0; k < n; k++) {
+		seg[k].host = F.arena_buf + (ARENA_PAGES - 1 - (idx + 2 * k) % ARENA_PAGES) * G;
+		seg[k].len = G;
+		busy |= idx + k < ARENA_PAGES && A->linked[idx + k];
+	}
+	err = iovaq_arena_linkv(A->a, idx, seg, n, IOVAQ_PROT_READ | IOVAQ_PROT_WRITE, NULL);
+	if (F.trace)
+		fprintf(stderr, "arena linkv %u+%u: %d\n", idx, n, err);
+	if (idx + n > ARENA_PAGES) {
+		expect_err("arena linkv beyond the chunk", err, -EINVAL);
+	} else if (busy) {
+		expect_err("arena linkv over a linked page", err, -EBUSY);
+	} else if (!err) {
+		for (unsigned int k = idx; k < idx + n; k++) {
+			A->linked[k] = 1;
+			A->safe[k] = A->pending[k] = A->unsynced[k] = 0;
+		}
+		A->link[idx] = (uint8_t)n;
+	} else if (err != -EBUSY && err != -EIO && err != -ENOMEM) {
+		FAIL("arena linkv: %d", err);
 	}
 }
 
@@ -598,6 +646,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 10:
 			step_bad(i, arg);
+			break;
+		case 15:
+			step_arena_linkv(arg);
 			break;
 		default:
 			step_arena(arg);
