@@ -90,6 +90,10 @@ int main(void)
 	F(iovaq_inval, iova);
 	F(iovaq_inval, last);
 
+	S(iovaq_seg);
+	F(iovaq_seg, host);
+	F(iovaq_seg, len);
+
 	S(iovaq_backend_caps);
 	F(iovaq_backend_caps, sz);
 	F(iovaq_backend_caps, flags);

@@ -199,6 +199,16 @@ class _Pinned:
         self.len = length
 
 
+def _segs(bufs: Iterable[Buffer]) -> Tuple[List[_Pinned], Any]:
+    """Pin each whole buffer, in order, and build their ``struct iovaq_seg`` array."""
+    pins = [_Pinned(b, 0, None) for b in bufs]
+    arr = (_ffi.iovaq_seg * max(len(pins), 1))()
+    for i, p in enumerate(pins):
+        arr[i].host = p.addr
+        arr[i].len = p.len
+    return pins, arr
+
+
 def _has_buffer(obj: Any) -> bool:
     try:
         memoryview(obj)
@@ -545,6 +555,19 @@ class Backend(_Handle):
             _check(_lib().iovaq_backend_map(self._h(), iova, pin.addr, pin.len,
                                             _uint("prot", prot, 32)), "iovaq_backend_map")
             self._mapped[iova] = pin
+
+    def mapv(self, iova: int, bufs: Sequence[Buffer], prot: int = Prot.RW) -> None:
+        """Map the whole buffers at consecutive IOVAs from ``iova``, in order
+        (``iovaq_backend_mapv``); on an error nothing stays mapped. :meth:`unmap` of the
+        whole range removes them all."""
+        pins, arr = _segs(bufs)
+        iova = _uint("iova", iova)
+        with self._lock:
+            _check(_lib().iovaq_backend_mapv(self._h(), iova, arr, len(pins),
+                                             _uint("prot", prot, 32)), "iovaq_backend_mapv")
+            for p in pins:
+                self._mapped[iova] = p
+                iova += p.len
 
     def unmap(self, iova: int, length: int) -> bool:
         """Unmap whole earlier mappings in ``[iova, iova + length)`` without invalidating.
@@ -951,7 +974,7 @@ class Arena(_Handle):
             self._ptr = out.value
             self._domain = domain
             domain._adopt(self)
-        self._linked: Dict[int, _Pinned] = {}   # first page -> buffer
+        self._linked: Dict[int, List[_Pinned]] = {}   # first page -> its buffers
         self._unlinked: List[_Pinned] = []      # unlinked since the last sync
 
     @property
@@ -967,19 +990,31 @@ class Arena(_Handle):
         out = c_uint64()
         _check(_lib().iovaq_arena_link(self._h(), idx, pin.addr, pin.len,
                                        _uint("prot", prot, 32), byref(out)), "iovaq_arena_link")
-        self._linked[idx] = pin
+        self._linked[idx] = [pin]
+        return out.value
+
+    def linkv(self, idx: int, bufs: Sequence[Buffer], prot: int = Prot.RW) -> int:
+        """Map the whole buffers at consecutive pages from ``idx`` as one link
+        (``iovaq_arena_linkv``); returns its IOVA. :meth:`unlink` takes it back whole."""
+        pins, arr = _segs(bufs)
+        idx = _uint("idx", idx)
+        out = c_uint64()
+        _check(_lib().iovaq_arena_linkv(self._h(), idx, arr, len(pins),
+                                        _uint("prot", prot, 32), byref(out)), "iovaq_arena_linkv")
+        self._linked[idx] = pins
         return out.value
 
     def unlink(self, idx: int, length: Optional[int] = None) -> None:
         """Unmap the link at page ``idx`` (``length`` defaults to its length); reachable
         until the next :meth:`sync` is safe."""
         idx = _uint("idx", idx)
-        pin = self._linked.get(idx)
-        n = pin.len if (length is None and pin is not None) else _uint("length", length or 0)
+        pins = self._linked.get(idx)
+        n = (sum(p.len for p in pins) if (length is None and pins is not None)
+             else _uint("length", length or 0))
         _check(_lib().iovaq_arena_unlink(self._h(), idx, n), "iovaq_arena_unlink")
-        if pin is not None:
+        if pins is not None:
             del self._linked[idx]
-            self._unlinked.append(pin)
+            self._unlinked.extend(pins)
 
     def sync(self, cookie: int = 0) -> None:
         """Invalidate what was unlinked since the last sync, with one command."""
@@ -1004,7 +1039,8 @@ class Arena(_Handle):
         d = self._domain
         if d.policy == Policy.SAFE_DEFERRED and (self._linked or self._unlinked):
             with d._lock:
-                d._retired.extend(list(self._linked.values()) + self._unlinked)
+                d._retired.extend([p for pins in self._linked.values() for p in pins] +
+                                  self._unlinked)
         self._linked.clear()
         self._unlinked = []
 

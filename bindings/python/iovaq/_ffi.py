@@ -154,6 +154,10 @@ class iovaq_inval(ctypes.Structure):
                 ("reserved", c_uint8 * 5), ("iova", iova_t), ("last", iova_t)]
 
 
+class iovaq_seg(ctypes.Structure):
+    _fields_ = [("host", c_void_p), ("len", c_size_t)]
+
+
 class iovaq_backend_caps(_Opts):
     _fields_ = ([("sz", c_size_t), ("flags", c_uint32), ("n_apertures", c_uint32),
                  ("page_sizes", c_uint64), ("granule", c_uint64),
@@ -264,7 +268,7 @@ class iovaq_domain_stats(_Opts):
 
 STRUCTS = {cls.__name__: cls for cls in (
     iovaq_range, iovaq_alloc_hooks, iovaq_space_opts, iovaq_cache_opts, iovaq_class_stats,
-    iovaq_stats, iovaq_inval, iovaq_backend_caps, iovaq_fault, iovaq_backend_opts,
+    iovaq_stats, iovaq_inval, iovaq_seg, iovaq_backend_caps, iovaq_fault, iovaq_backend_opts,
     iovaq_iommufd_opts, iovaq_vfio_type1_opts, iovaq_kshim_opts, iovaq_sim_cost, iovaq_sim_opts, iovaq_sim_access, iovaq_sim_counters, iovaq_domain_opts,
     iovaq_window_report, iovaq_window_bucket, iovaq_domain_stats)}
 
@@ -307,6 +311,7 @@ PROTOTYPES: Dict[str, Tuple[object, tuple]] = {
     "iovaq_backend_name": (c_char_p, (_P,)),
     "iovaq_backend_get_caps": (c_int, (_P, POINTER(iovaq_backend_caps))),
     "iovaq_backend_map": (c_int, (_P, iova_t, c_void_p, c_size_t, c_uint)),
+    "iovaq_backend_mapv": (c_int, (_P, iova_t, POINTER(iovaq_seg), c_size_t, c_uint)),
     "iovaq_backend_unmap": (c_int, (_P, iova_t, c_size_t)),
     "iovaq_backend_flush": (c_int, (_P, POINTER(iovaq_inval), c_size_t)),
     "iovaq_backend_faults": (c_int, (_P, POINTER(iovaq_fault), c_size_t)),
@@ -336,6 +341,8 @@ PROTOTYPES: Dict[str, Tuple[object, tuple]] = {
     "iovaq_arena_reserve": (c_int, (_P, c_uint64, iova_t, POINTER(_P))),
     "iovaq_arena_base": (iova_t, (_P,)),
     "iovaq_arena_link": (c_int, (_P, c_uint64, c_void_p, c_size_t, c_uint, POINTER(iova_t))),
+    "iovaq_arena_linkv": (c_int, (_P, c_uint64, POINTER(iovaq_seg), c_size_t, c_uint,
+                                  POINTER(iova_t))),
     "iovaq_arena_unlink": (c_int, (_P, c_uint64, c_size_t)),
     "iovaq_arena_sync": (c_int, (_P, c_uint64)),
     "iovaq_arena_release": (None, (_P,)),

@@ -168,6 +168,70 @@ def test_arena_links_in_order_and_syncs_once(backend):
         dom.check()
 
 
+def test_arena_linkv_is_one_link_of_scattered_buffers(backend):
+    sim = backend.sim
+    with iovaq.Domain(backend, "deferred") as dom:
+        with dom.arena(8) as ar:
+            base = ar.base
+            bufs = [iovaq.dma_buffer(G), iovaq.dma_buffer(2 * G), iovaq.dma_buffer(G)]
+            for i, b in enumerate(bufs):
+                fill(b, 0x10 + i)
+            assert ar.linkv(2, bufs) == base + 2 * G
+            assert dom.stats()["maps"] == 1 and dom.stats()["mapped_pages"] == 4
+            _, res = sim.dma_read(base + 2 * G, 4 * G)
+            assert res["stale_pages"] == 0
+            data, _ = sim.dma_read(base + 2 * G, 4 * G)
+            assert data == bytes([0x10]) * G + bytes([0x11]) * 2 * G + bytes([0x12]) * G
+            sim.dma_write(base + 5 * G - 2, b"edge")  # the 2nd buffer's end, the 3rd's start
+            assert bufs[1][-2:] == b"ed" and bufs[2][:2] == b"ge"
+            with pytest.raises(iovaq.BusyError):
+                ar.link(5, iovaq.dma_buffer(G))
+            with pytest.raises(iovaq.InvalidArgumentError):
+                ar.unlink(2, G)  # part of the link
+            with pytest.raises(iovaq.InvalidArgumentError):
+                ar.linkv(0, [])
+            with pytest.raises(iovaq.InvalidArgumentError):
+                ar.linkv(6, bufs)  # beyond the chunk
+            pair = [iovaq.dma_buffer(G), iovaq.dma_buffer(G)]
+            sim.fail_nth(iovaq.SimOp.MAP, 2, -5)  # the 2nd segment: the 1st is rolled back
+            with pytest.raises(iovaq.IovaqError):
+                ar.linkv(6, pair)
+            assert sim.counters()["mapped_pages"] == 4
+            dom.check()
+            ar.linkv(6, pair)  # its pages stayed free
+            ar.unlink(6)
+            ar.unlink(2)  # the whole link, by default
+            assert sim.counters()["mapped_pages"] == 0
+            ar.sync()
+            dom.sync()
+            with pytest.raises(iovaq.DeviceFaultError):
+                sim.dma_read(base + 2 * G, 8)
+            assert ar.linkv(2, bufs) == base + 2 * G
+        dom.check()
+
+
+def test_backend_mapv_rolls_back(backend):
+    sim = backend.sim
+    bufs = [iovaq.dma_buffer(G), iovaq.dma_buffer(G), iovaq.dma_buffer(G)]
+    for i, b in enumerate(bufs):
+        fill(b, 0x20 + i)
+    backend.map(0x102000, iovaq.dma_buffer(G))  # where the 3rd would go
+    sim.reset_counters()
+    with pytest.raises(iovaq.ExistsError):
+        backend.mapv(0x100000, bufs)
+    c = sim.counters()
+    assert c["mapped_pages"] == 1 and c["unmaps"] == 1 and c["flushes"] == 1
+    with pytest.raises(iovaq.DeviceFaultError):
+        sim.dma_read(0x100000, 8)
+    backend.mapv(0x200000, bufs)
+    assert sim.dma_read(0x200000, 3 * G)[0] == bytes([0x20]) * G + bytes([0x21]) * G + \
+        bytes([0x22]) * G
+    with pytest.raises(iovaq.InvalidArgumentError):
+        backend.mapv(0x300000, [])
+    backend.unmap(0x200000, 3 * G)
+    assert sim.counters()["mapped_pages"] == 1
+
+
 def test_backend_raw_map_unmap_flush(backend):
     caps = backend.caps()
     assert backend.name == "sim"

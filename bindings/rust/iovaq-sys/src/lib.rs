@@ -195,6 +195,13 @@ pub struct iovaq_inval {
 }
 
 #[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct iovaq_seg {
+    pub host: *mut c_void,
+    pub len: usize,
+}
+
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct iovaq_backend_caps {
     pub sz: usize,
@@ -478,6 +485,8 @@ extern "C" {
         -> c_int;
     pub fn iovaq_backend_map(be: *mut iovaq_backend, iova: iovaq_iova_t, host: *mut c_void,
                              len: usize, prot: c_uint) -> c_int;
+    pub fn iovaq_backend_mapv(be: *mut iovaq_backend, iova: iovaq_iova_t, segs: *const iovaq_seg,
+                              nsegs: usize, prot: c_uint) -> c_int;
     pub fn iovaq_backend_unmap(be: *mut iovaq_backend, iova: iovaq_iova_t, len: usize) -> c_int;
     pub fn iovaq_backend_flush(be: *mut iovaq_backend, cmds: *const iovaq_inval, n: usize)
         -> c_int;
@@ -516,6 +525,8 @@ extern "C" {
     pub fn iovaq_arena_base(a: *const iovaq_arena) -> iovaq_iova_t;
     pub fn iovaq_arena_link(a: *mut iovaq_arena, idx: u64, buf: *mut c_void, len: usize,
                             prot: c_uint, iova: *mut iovaq_iova_t) -> c_int;
+    pub fn iovaq_arena_linkv(a: *mut iovaq_arena, idx: u64, segs: *const iovaq_seg, nsegs: usize,
+                             prot: c_uint, iova: *mut iovaq_iova_t) -> c_int;
     pub fn iovaq_arena_unlink(a: *mut iovaq_arena, idx: u64, len: usize) -> c_int;
     pub fn iovaq_arena_sync(a: *mut iovaq_arena, cookie: u64) -> c_int;
     pub fn iovaq_arena_release(a: *mut iovaq_arena);

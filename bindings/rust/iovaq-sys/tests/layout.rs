@@ -108,6 +108,7 @@ fn structs_match_c() {
             space_alloc_fail, tree_nodes, cache_allocs, cache_frees, cache_alloc_fail,
             cache_retries, metadata_bytes, classes }
         iovaq_inval { kind, flags, am, reserved, iova, last }
+        iovaq_seg { host, len }
         iovaq_backend_caps { sz, flags, n_apertures, page_sizes, granule, apertures, inval_kinds,
             max_am, leaf_hint, reserved, cost_flush_ns, cost_cmd_ns, cost_domain_ns, cost_map_ns,
             cost_unmap_ns, cost_trap_ns, cost_domain_page_ns, cost_inval_page_ns }

@@ -59,7 +59,7 @@ pub use iovaq_sys as sys;
 pub use sys::{
     iovaq_backend_caps as Caps, iovaq_class_stats as ClassStats,
     iovaq_domain_stats as DomainStats, iovaq_fault as Fault, iovaq_inval as Inval,
-    iovaq_range as Range, iovaq_sim_access as Access, iovaq_sim_cost as SimCost,
+    iovaq_range as Range, iovaq_seg as Seg, iovaq_sim_access as Access, iovaq_sim_cost as SimCost,
     iovaq_sim_counters as SimCounters, iovaq_window_bucket as WindowBucket,
     iovaq_window_report as WindowReport,
 };
@@ -593,6 +593,15 @@ impl Backend {
         check(sys::iovaq_backend_map(self.raw(), iova, host as *mut c_void, len, prot.0)).map(drop)
     }
 
+    /// Map the segments at consecutive IOVAs from `iova`, in order; on an error nothing stays
+    /// mapped. An unmap of the whole range removes them all.
+    ///
+    /// # Safety
+    /// As [`Backend::map`], for every segment.
+    pub unsafe fn mapv(&self, iova: u64, segs: &[Seg], prot: Prot) -> Result<()> {
+        check(sys::iovaq_backend_mapv(self.raw(), iova, segs.as_ptr(), segs.len(), prot.0)).map(drop)
+    }
+
     /// Unmap whole earlier mappings without invalidating; true when table pages were freed
     /// (the next invalidation of the range must then not be leaf-only).
     pub fn unmap(&self, iova: u64, len: usize) -> Result<bool> {
@@ -815,6 +824,13 @@ pub struct Mapping<'d> {
 pub struct MapError {
     pub errno: Errno,
     pub buf: DmaBuf,
+}
+
+/// A failed scatter-gather link: the errno, and the buffers back.
+#[derive(Debug)]
+pub struct MapvError {
+    pub errno: Errno,
+    pub bufs: Vec<DmaBuf>,
 }
 
 impl<'a> Domain<'a> {
@@ -1073,7 +1089,7 @@ impl Drop for Mapping<'_> {
 pub struct Arena<'d> {
     ptr: NonNull<sys::iovaq_arena>,
     dom: &'d Domain<'d>,
-    linked: HashMap<u64, DmaBuf>,
+    linked: HashMap<u64, Vec<DmaBuf>>, // first page -> the link's buffers
     unlinked: Vec<DmaBuf>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -1100,19 +1116,39 @@ impl Arena<'_> {
         };
         match check(r) {
             Ok(_) => {
-                self.linked.insert(idx, buf);
+                self.linked.insert(idx, vec![buf]);
                 Ok(iova)
             }
             Err(errno) => Err(MapError { errno, buf }),
         }
     }
 
+    /// Map `bufs` at consecutive pages from `idx` as one link (`iovaq_arena_linkv`); returns
+    /// its IOVA, or the errno and the buffers. `unlink(idx)` takes the link back whole.
+    pub fn linkv(&mut self, idx: u64, bufs: Vec<DmaBuf>, prot: Prot)
+        -> std::result::Result<u64, MapvError> {
+        let segs: Vec<Seg> =
+            bufs.iter().map(|b| Seg { host: b.as_ptr() as *mut c_void, len: b.len() }).collect();
+        let mut iova = 0;
+        let r = unsafe {
+            sys::iovaq_arena_linkv(self.raw(), idx, segs.as_ptr(), segs.len(), prot.0, &mut iova)
+        };
+        match check(r) {
+            Ok(_) => {
+                self.linked.insert(idx, bufs);
+                Ok(iova)
+            }
+            Err(errno) => Err(MapvError { errno, bufs }),
+        }
+    }
+
     /// Unmap the link at page `idx`; reachable until the next `sync` is safe.
     pub fn unlink(&mut self, idx: u64) -> Result<()> {
-        let len = self.linked.get(&idx).map(|b| b.len()).ok_or(Errno::EINVAL)?;
+        let len = self.linked.get(&idx).map(|v| v.iter().map(|b| b.len()).sum())
+            .ok_or(Errno::EINVAL)?;
         check(unsafe { sys::iovaq_arena_unlink(self.raw(), idx, len) })?;
-        let buf = self.linked.remove(&idx).expect("checked above");
-        self.unlinked.push(buf);
+        let bufs = self.linked.remove(&idx).expect("checked above");
+        self.unlinked.extend(bufs);
         Ok(())
     }
 
@@ -1145,7 +1181,7 @@ impl Drop for Arena<'_> {
         // The release queues the chunk's invalidation without a cookie: the buffers live
         // until the domain is dropped, when everything is flushed.
         let mut keep = lock(&self.dom.shared.retired);
-        keep.extend(self.linked.drain().map(|(_, b)| b));
+        keep.extend(self.linked.drain().flat_map(|(_, v)| v));
         keep.append(&mut self.unlinked);
     }
 }

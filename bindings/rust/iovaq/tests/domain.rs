@@ -182,6 +182,68 @@ fn arena_links_and_syncs_with_one_command() {
 }
 
 #[test]
+fn arena_linkv_is_one_link_of_scattered_buffers() {
+    let be = sim();
+    let s = be.sim().unwrap();
+    let mut dom = Domain::new(&be, &opts(Policy::Deferred)).unwrap();
+    {
+        let mut ar = dom.arena(8, LIMIT_NONE).unwrap();
+        let base = ar.base();
+        let mut bufs = vec![DmaBuf::new(G), DmaBuf::new(2 * G), DmaBuf::new(G)];
+        for (i, b) in bufs.iter_mut().enumerate() {
+            b.fill(0x10 + i as u8);
+        }
+        assert_eq!(ar.linkv(2, bufs, Prot::RW).unwrap(), base + 2 * G as u64);
+        let st = dom.stats().unwrap();
+        assert_eq!((st.maps, st.mapped_pages), (1, 4));
+        let mut out = vec![0u8; 4 * G];
+        assert_eq!(s.dma_read(base + 2 * G as u64, &mut out).unwrap().stale_pages, 0);
+        assert!(out[..G].iter().all(|&b| b == 0x10));
+        assert!(out[G..3 * G].iter().all(|&b| b == 0x11));
+        assert!(out[3 * G..].iter().all(|&b| b == 0x12));
+        assert_eq!(ar.link(5, DmaBuf::new(G), Prot::RW).unwrap_err().errno, Errno::EBUSY);
+        // A map fault at the 2nd segment: the buffers come back, nothing stays mapped.
+        s.fail_nth(SimOp::Map, 2, Errno::EIO).unwrap();
+        let e = ar.linkv(6, vec![DmaBuf::new(G), DmaBuf::new(G)], Prot::RW).unwrap_err();
+        assert_eq!((e.errno, e.bufs.len()), (Errno::EIO, 2));
+        assert_eq!(s.counters().unwrap().mapped_pages, 4);
+        assert_eq!(ar.linkv(6, Vec::new(), Prot::RW).unwrap_err().errno, Errno::EINVAL);
+        assert_eq!(ar.linkv(6, e.bufs, Prot::RW).unwrap(), base + 6 * G as u64);
+        ar.unlink(6).unwrap();
+        ar.unlink(2).unwrap(); // the whole link
+        assert_eq!(s.counters().unwrap().mapped_pages, 0);
+        assert_eq!(ar.sync(0).unwrap().len(), 5, "the five buffers come back");
+    }
+    dom.sync().unwrap();
+    dom.check().unwrap();
+}
+
+#[test]
+fn backend_mapv_maps_in_order_and_rolls_back() {
+    let be = sim();
+    let s = be.sim().unwrap();
+    let mut bufs = vec![DmaBuf::new(G), DmaBuf::new(G), DmaBuf::new(G)];
+    for (i, b) in bufs.iter_mut().enumerate() {
+        b.fill(0x20 + i as u8);
+    }
+    let segs: Vec<Seg> = bufs.iter().map(|b| Seg { host: b.as_ptr().cast(), len: b.len() }).collect();
+    let other = DmaBuf::new(G);
+    unsafe { be.map(0x102000, other.as_ptr(), G, Prot::RW).unwrap() }; // where the 3rd goes
+    assert_eq!(unsafe { be.mapv(0x100000, &segs, Prot::RW) }, Err(Errno::EEXIST));
+    let c = s.counters().unwrap();
+    assert_eq!((c.mapped_pages, c.unmaps, c.flushes), (1, 1, 1));
+    let mut out = vec![0u8; 3 * G];
+    assert!(s.dma_read(0x100000, &mut out[..8]).is_err());
+    unsafe { be.mapv(0x200000, &segs, Prot::READ).unwrap() };
+    s.dma_read(0x200000, &mut out).unwrap();
+    assert!(out.chunks(G).enumerate().all(|(i, p)| p.iter().all(|&b| b == 0x20 + i as u8)));
+    assert_eq!(unsafe { be.mapv(0x300000, &[], Prot::RW) }, Err(Errno::EINVAL));
+    be.unmap(0x200000, 3 * G).unwrap();
+    be.unmap(0x102000, G).unwrap();
+    assert_eq!(s.counters().unwrap().mapped_pages, 0);
+}
+
+#[test]
 fn space_and_cache() {
     let sp = Space::new(&[range(0, (1 << 32) - 1)], &[range(sys::IOVAQ_X86_MSI_START, sys::IOVAQ_X86_MSI_LAST)], 0).unwrap();
     assert_eq!(sp.granule(), 4096);
