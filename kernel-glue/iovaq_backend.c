@@ -12,9 +12,14 @@
  * them (that sync is not leaf-only, since its gather carries pages). Pinned user pages are
  * released after the first flush whose commands cover their mapping: after t_safe.
  *
- * Locking: @lock (a mutex) protects the mapping tree's consistency across a multi-entry unmap,
- * the pending table pages and the unpin list. The IOMMU calls are made outside it except for
- * unmap, which must remove the tree entries and unmap them as one step.
+ * Locking: @lock (a mutex) protects the mapping tree, the pending table pages and the unpin
+ * list. The IOMMU calls are made outside it except for unmap, which must remove the tree
+ * entries and unmap them as one step. A map enters the tree before its iommu_map_sg(), so
+ * that an overlapping map fails before touching the page table.
+ *
+ * The records are an rbtree embedded in them rather than a maple tree: no allocation and no
+ * RCU-deferred free per map (the maple tree's insert and erase were a fifth of a strict
+ * map + unmap's time in the testbed's profile, tests/vm/kglue/profile.sh).
  */
 #include <linux/module.h>
 #include <linux/slab.h>
@@ -22,8 +27,9 @@
 #include <linux/sched/mm.h>
 #include <linux/scatterlist.h>
 #include <linux/iommu.h>
-#include <linux/maple_tree.h>
+#include <linux/rbtree.h>
 #include <linux/list.h>
+#include <linux/overflow.h>
 #include <linux/atomic.h>
 #include <asm/cpufeature.h>
 
@@ -57,6 +63,7 @@ struct kmapping {
 	size_t len;
 	struct page **pages;	/* user host: pinned pages; NULL for kernel addresses */
 	unsigned long npages;
+	struct rb_node rb;	/* in kbe.maps while mapped */
 	struct list_head node;	/* the unpin list, after unmap */
 };
 
@@ -68,7 +75,7 @@ struct kbe {
 	struct mm_struct *mm;		/* user host: the opener's mm (mmgrab) */
 
 	struct mutex lock;
-	struct maple_tree maps;		/* [iova >> PAGE_SHIFT, last >> PAGE_SHIFT] -> kmapping */
+	struct rb_root maps;		/* the mappings by IOVA (disjoint) */
 	struct list_head freelist;	/* page-table pages freed by unmaps, until a flush */
 	unsigned long ft_start, ft_end;	/* the ranges that freed them, [start, end] */
 	struct list_head unpin;		/* unmapped, awaiting an invalidation that covers them */
@@ -83,6 +90,43 @@ static inline struct kbe *to_kbe(struct iovaq_backend *be)
 	return container_of(be, struct kbe, base);
 }
 
+/* The mapping of lowest IOVA that ends at or after @iova, or NULL. @lock held. */
+static struct kmapping *kbe_first_from(struct kbe *k, unsigned long iova)
+{
+	struct rb_node *n = k->maps.rb_node;
+	struct kmapping *best = NULL;
+
+	while (n) {
+		struct kmapping *m = rb_entry(n, struct kmapping, rb);
+
+		if (m->iova + m->len - 1 >= iova) {
+			best = m;
+			n = n->rb_left;
+		} else {
+			n = n->rb_right;
+		}
+	}
+	return best;
+}
+
+/* Enter @m unless it overlaps a mapping: -EEXIST. @lock held. */
+static int kbe_insert(struct kbe *k, struct kmapping *m)
+{
+	struct rb_node **p = &k->maps.rb_node, *parent = NULL;
+	struct kmapping *next = kbe_first_from(k, m->iova);
+
+	if (next && next->iova <= m->iova + m->len - 1)
+		return -EEXIST;
+	while (*p) {
+		parent = *p;
+		p = m->iova < rb_entry(parent, struct kmapping, rb)->iova ? &parent->rb_left :
+									    &parent->rb_right;
+	}
+	rb_link_node(&m->rb, parent, p);
+	rb_insert_color(&m->rb, &k->maps);
+	return 0;
+}
+
 static void kmapping_release(struct kbe *k, struct kmapping *m)
 {
 	if (m->pages) {
@@ -95,119 +139,205 @@ static void kmapping_release(struct kbe *k, struct kmapping *m)
 	kfree(m);
 }
 
-/* The pages behind @len bytes at @host: pinned (user) or looked up (kernel). */
-static int host_pages(struct kbe *k, void *host, size_t len, unsigned int prot,
-		      struct page ***pagesp, unsigned long *np)
+/*
+ * Describing the host memory of a map: a scatterlist built in one pass, pages that follow each
+ * other physically sharing an entry (what sg_alloc_table_from_pages() does, without its page
+ * array), each entry initialised when it is taken (not the whole array up front: a memset of
+ * 2 KiB per 64-page arena link showed in the profile). A map of a few entries keeps them on
+ * the stack.
+ */
+#define KBE_SG_STACK 4
+#define KBE_SG_SMALL 256	/* up to this many pages, one entry per page is the bound */
+#define KBE_SG_MAX (1UL << 30)	/* the longest entry made of a linear-map segment */
+
+struct kbe_sg {
+	struct scatterlist *sg;
+	unsigned int n, max;
+	unsigned long next_pfn;	/* the page frame that would extend the last entry */
+};
+
+static void kbe_sg_add(struct kbe_sg *b, struct page *pg, unsigned long len)
 {
-	unsigned long n = len >> PAGE_SHIFT, i;
-	struct page **pages;
+	unsigned long pfn = page_to_pfn(pg);
+	struct scatterlist *sg;
+
+	if (b->n && pfn == b->next_pfn && b->sg[b->n - 1].length + len <= KBE_SG_MAX) {
+		b->sg[b->n - 1].length += len;
+		b->next_pfn += len >> PAGE_SHIFT;
+		return;
+	}
+	if (WARN_ON_ONCE(b->n == b->max))
+		return;
+	/* sg_init_table(sg, 1) without its call: zeroed, marked as the end. */
+	sg = &b->sg[b->n];
+	memset(sg, 0, sizeof(*sg));
+	sg_mark_end(sg);
+	if (b->n)
+		sg_unmark_end(sg - 1);
+	sg_set_page(sg, pg, len, 0);
+	b->n++;
+	b->next_pfn = pfn + (len >> PAGE_SHIFT);
+}
+
+/*
+ * The most entries @segs (@n pages) can need: one per page, or for a large map, one per page of
+ * a vmalloc segment and one per KBE_SG_MAX bytes of a linear-map (physically contiguous) one.
+ */
+static unsigned long kbe_sg_bound(const struct iovaq_seg *segs, size_t nsegs, unsigned long n,
+				  bool user)
+{
+	unsigned long bound = 0;
+	size_t i;
+
+	if (user || n <= KBE_SG_SMALL)
+		return n;
+	for (i = 0; i < nsegs; i++)
+		bound += is_vmalloc_addr(segs[i].host) ? segs[i].len >> PAGE_SHIFT :
+							  DIV_ROUND_UP(segs[i].len, KBE_SG_MAX);
+	return bound;
+}
+
+/* A kernel segment's pages into @b: looked up per page (vmalloc) or at once (linear map). */
+static void kbe_sg_kernel(struct kbe_sg *b, const struct iovaq_seg *s)
+{
+	unsigned long off;
+
+	if (is_vmalloc_addr(s->host)) {
+		for (off = 0; off < s->len; off += PAGE_SIZE)
+			kbe_sg_add(b, vmalloc_to_page((char *)s->host + off), PAGE_SIZE);
+		return;
+	}
+	for (off = 0; off < s->len; off += KBE_SG_MAX)
+		kbe_sg_add(b, virt_to_page((char *)s->host + off),
+			   min_t(unsigned long, s->len - off, KBE_SG_MAX));
+}
+
+/* Pin every user segment's pages into @pages (npages in all), or none. */
+static int kbe_pin(struct kbe *k, const struct iovaq_seg *segs, size_t nsegs,
+		   unsigned int prot, struct page **pages)
+{
+	unsigned int gup = FOLL_LONGTERM | ((prot & IOVAQ_PROT_WRITE) ? FOLL_WRITE : 0);
+	unsigned long done = 0;
+	size_t i;
 	long got;
 
-	pages = kvmalloc_array(n, sizeof(*pages), GFP_KERNEL);
-	if (!pages)
-		return -ENOMEM;
-	if ((unsigned long)host < TASK_SIZE) {
-		unsigned int gup = FOLL_LONGTERM | ((prot & IOVAQ_PROT_WRITE) ? FOLL_WRITE : 0);
+	for (i = 0; i < nsegs; i++) {
+		unsigned long n = segs[i].len >> PAGE_SHIFT;
 
-		if (k->host != IOVAQ_KHOST_USER || current->mm != k->mm) {
-			kvfree(pages);
-			return -EPERM;
-		}
-		got = pin_user_pages_fast((unsigned long)host, n, gup, pages);
+		got = pin_user_pages_fast((unsigned long)segs[i].host, n, gup, pages + done);
 		if (got != n) {
 			if (got > 0)
-				unpin_user_pages(pages, got);
-			kvfree(pages);
+				unpin_user_pages(pages + done, got);
+			if (done)
+				unpin_user_pages(pages, done);
 			return got < 0 ? got : -EFAULT;
 		}
-		atomic64_add(n, &k->pinned);
-	} else {
-		for (i = 0; i < n; i++) {
-			void *va = (char *)host + (i << PAGE_SHIFT);
-
-			pages[i] = is_vmalloc_addr(va) ? vmalloc_to_page(va) : virt_to_page(va);
-		}
+		done += n;
 	}
-	*pagesp = pages;
-	*np = n;
+	atomic64_add(done, &k->pinned);
 	return 0;
 }
 
-static int kbe_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size_t len,
-		   unsigned int prot)
+/*
+ * Map @nsegs segments (@len bytes in all; all user memory if @user, else all kernel memory)
+ * at @iova as one mapping: one iommu_map_sg(), so one map-side sync however scattered the
+ * pages are. User memory is pinned until the flush after its unmap; kernel memory (linear map
+ * or vmalloc) is the caller's to keep.
+ */
+static int kbe_mapv(struct kbe *k, iovaq_iova_t iova, const struct iovaq_seg *segs,
+		    size_t nsegs, size_t len, bool user, unsigned int prot)
 {
-	struct kbe *k = to_kbe(be);
+	struct scatterlist stack_sg[KBE_SG_STACK];
+	struct kbe_sg b = { .sg = stack_sg, .max = KBE_SG_STACK };
+	unsigned long n = len >> PAGE_SHIFT, i, bound;
 	struct kmapping *m;
-	struct sg_table sgt;
-	struct page **pages;
-	unsigned long n;
 	ssize_t mapped;
 	int err, iprot = 0;
-	bool user;
-
 	u64 t0, t1;
 
 	if (iovaq_kfail("map"))
 		return -EIO;
+	if (user && (k->host != IOVAQ_KHOST_USER || current->mm != k->mm))
+		return -EPERM;
 	t0 = tm_start();
 	if (prot & IOVAQ_PROT_READ)
 		iprot |= IOMMU_READ;
 	if (prot & IOVAQ_PROT_WRITE)
 		iprot |= IOMMU_WRITE;
-	m = kzalloc(sizeof(*m), GFP_KERNEL);
-	if (!m) {
-		tm_add(&k->op_ns, t0);
-		return -ENOMEM;
+	bound = kbe_sg_bound(segs, nsegs, n, user);
+	err = -ENOMEM;
+	m = kmalloc(sizeof(*m), GFP_KERNEL);
+	if (!m)
+		goto out;
+	*m = (struct kmapping){ .iova = iova, .len = len, .npages = n };
+	if (user) {
+		m->pages = kvmalloc_array(n, sizeof(*m->pages), GFP_KERNEL);
+		err = m->pages ? kbe_pin(k, segs, nsegs, prot, m->pages) : -ENOMEM;
+		if (err) {
+			kvfree(m->pages);
+			kfree(m);
+			goto out;
+		}
 	}
-	m->iova = iova;
-	m->len = len;
-	err = host_pages(k, host, len, prot, &pages, &n);
-	if (err)
-		goto free_m;
-	m->npages = n;
-	user = (unsigned long)host < TASK_SIZE;
-	if (user)
-		m->pages = pages;
-	atomic64_inc(&k->live);	/* kmapping_release() undoes it */
-	err = mtree_insert_range(&k->maps, iova >> PAGE_SHIFT, (iova + len - 1) >> PAGE_SHIFT, m,
-				 GFP_KERNEL);
+	atomic64_inc(&k->live);	/* from here on, kmapping_release() undoes everything */
+	if (bound > KBE_SG_STACK) {
+		b.sg = kvmalloc_array(bound, sizeof(*b.sg), GFP_KERNEL);
+		b.max = bound;
+		err = -ENOMEM;
+		if (!b.sg)
+			goto release;
+	}
+	if (user) {
+		for (i = 0; i < n; i++)
+			kbe_sg_add(&b, m->pages[i], PAGE_SIZE);
+	} else {
+		for (i = 0; i < nsegs; i++)
+			kbe_sg_kernel(&b, &segs[i]);
+	}
+	mutex_lock(&k->lock);
+	err = kbe_insert(k, m);
+	mutex_unlock(&k->lock);
 	if (err)
 		goto release;
-	err = sg_alloc_table_from_pages(&sgt, pages, n, 0, len, GFP_KERNEL);
-	if (err)
-		goto erase;
 	t1 = tm_start();
-	mapped = iommu_map_sgtable(k->dom, iova, &sgt, iprot);
+	mapped = iommu_map_sg(k->dom, iova, b.sg, b.n, iprot, GFP_KERNEL);
 	tm_add(&k->iommu_ns, t1);
-	sg_free_table(&sgt);
-	if (mapped != len) {
-		/* iommu_map_sg() has unmapped (and synced) what it mapped. */
-		err = mapped < 0 ? mapped : -ENOMEM;
-		goto erase;
+	if (mapped == len) {
+		atomic64_inc(&k->maps_n);
+		atomic64_add(n, &k->map_pages);
+		err = 0;
+		goto out;
 	}
-	atomic64_inc(&k->maps_n);
-	atomic64_add(n, &k->map_pages);
-	if (!user)
-		kvfree(pages);
-	tm_add(&k->op_ns, t0);
-	return 0;
-erase:
-	mtree_erase(&k->maps, iova >> PAGE_SHIFT);
+	/* iommu_map_sg() has unmapped (and synced) what it mapped. */
+	err = mapped < 0 ? mapped : -ENOMEM;
+	mutex_lock(&k->lock);
+	rb_erase(&m->rb, &k->maps);
+	mutex_unlock(&k->lock);
 release:
-	if (!user)
-		kvfree(pages);
 	kmapping_release(k, m);
-	tm_add(&k->op_ns, t0);
-	return err;
-free_m:
-	kfree(m);
+out:
+	if (b.sg != stack_sg)
+		kvfree(b.sg);
 	tm_add(&k->op_ns, t0);
 	return err;
 }
 
+static bool is_user_addr(const void *host)
+{
+	return (unsigned long)host < TASK_SIZE;
+}
+
+static int kbe_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, size_t len,
+		   unsigned int prot)
+{
+	const struct iovaq_seg s = { host, len };
+
+	return kbe_mapv(to_kbe(be), iova, &s, 1, len, is_user_addr(host), prot);
+}
+
 static int kbe_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 {
-	unsigned long first = iova >> PAGE_SHIFT, last = (iova + len - 1) >> PAGE_SHIFT, idx;
+	unsigned long last = iova + len - 1;
 	struct iommu_iotlb_gather g;
 	struct kbe *k = to_kbe(be);
 	struct kmapping *m, *tmp;
@@ -220,10 +350,10 @@ static int kbe_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 	t0 = tm_start();
 	mutex_lock(&k->lock);
 	/* Whole mappings only: collect and check every entry in the range before any change. */
-	idx = first;
-	mt_for_each(&k->maps, m, idx, last) {
+	for (m = kbe_first_from(k, iova); m && m->iova <= last;
+	     m = rb_entry_safe(rb_next(&m->rb), struct kmapping, rb)) {
 		list_add_tail(&m->node, &batch);
-		if (m->iova < iova || m->iova + m->len - 1 > iova + len - 1)
+		if (m->iova < iova || m->iova + m->len - 1 > last)
 			ret = -EINVAL;
 	}
 	if (list_empty(&batch) || ret) {
@@ -234,7 +364,7 @@ static int kbe_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 	list_for_each_entry_safe(m, tmp, &batch, node) {
 		size_t done;
 
-		mtree_erase(&k->maps, m->iova >> PAGE_SHIFT);
+		rb_erase(&m->rb, &k->maps);
 		iommu_iotlb_gather_init(&g);
 		t1 = tm_start();
 		done = iommu_unmap_fast(k->dom, m->iova, m->len, &g);
@@ -252,9 +382,15 @@ static int kbe_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 			k->ft_end = max(k->ft_end, m->iova + m->len - 1);
 			ret = IOVAQ_UNMAP_FREED_TABLES;
 		}
-		list_move_tail(&m->node, &k->unpin);
+		/* Pinned pages wait for the flush; a kernel mapping's record is done with. */
+		if (m->pages)
+			list_move_tail(&m->node, &k->unpin);
 	}
 	mutex_unlock(&k->lock);
+	list_for_each_entry_safe(m, tmp, &batch, node) {
+		list_del(&m->node);
+		kmapping_release(k, m);
+	}
 	tm_add(&k->op_ns, t0);
 	return ret;
 }
@@ -359,19 +495,21 @@ static void kbe_close(struct iovaq_backend *be)
 {
 	struct kbe *k = to_kbe(be);
 	struct kmapping *m, *tmp;
-	unsigned long idx = 0;
+	struct rb_node *n;
 	LIST_HEAD(tables);
 
 	/* Whatever is still mapped goes, then one sync over everything before any page is freed. */
-	mt_for_each(&k->maps, m, idx, ULONG_MAX) {
+	while ((n = rb_first(&k->maps))) {
 		struct iommu_iotlb_gather g;
+
+		m = rb_entry(n, struct kmapping, rb);
+		rb_erase(n, &k->maps);
 
 		iommu_iotlb_gather_init(&g);
 		iommu_unmap_fast(k->dom, m->iova, m->len, &g);
 		list_splice_tail_init(&g.freelist, &k->freelist);
 		list_add_tail(&m->node, &k->unpin);
 	}
-	mtree_destroy(&k->maps);
 	list_splice_init(&k->freelist, &tables);
 	sync_range(k, 0, ULONG_MAX, &tables);
 	iommu_flush_iotlb_all(k->dom);
@@ -452,7 +590,7 @@ int iovaq_kbackend_open(struct device *dev, enum iovaq_khost host, struct iovaq_
 	k->dev = get_device(dev);
 	k->host = host;
 	mutex_init(&k->lock);
-	mt_init(&k->maps);
+	k->maps = RB_ROOT;
 	INIT_LIST_HEAD(&k->freelist);
 	INIT_LIST_HEAD(&k->unpin);
 	k->ft_start = ULONG_MAX;
@@ -569,6 +707,32 @@ int iovaq_backend_map(struct iovaq_backend *be, iovaq_iova_t iova, void *host, s
 	return be->ops->map(be, iova, host, len, prot);
 }
 EXPORT_SYMBOL_GPL(iovaq_backend_map);
+
+int iovaq_backend_mapv(struct iovaq_backend *be, iovaq_iova_t iova, const struct iovaq_seg *segs,
+		       size_t nsegs, unsigned int prot)
+{
+	unsigned long tsz = TASK_SIZE;
+	size_t i, len = 0;
+	bool user;
+
+	if (!be || !segs || !nsegs || !prot ||
+	    (prot & ~(unsigned int)(IOVAQ_PROT_READ | IOVAQ_PROT_WRITE)))
+		return -EINVAL;
+	/* One pass: alignment, the total, and one kind of memory (a mapping is user or kernel). */
+	user = (unsigned long)segs[0].host < tsz;
+	for (i = 0; i < nsegs; i++) {
+		const struct iovaq_seg *s = &segs[i];
+
+		if (!s->host || !s->len || ((uintptr_t)s->host & (be->caps.granule - 1)) ||
+		    (s->len & (be->caps.granule - 1)) || check_add_overflow(len, s->len, &len) ||
+		    ((unsigned long)s->host < tsz) != user)
+			return -EINVAL;
+	}
+	if (!range_ok(be, iova, len))
+		return -EINVAL;
+	return kbe_mapv(to_kbe(be), iova, segs, nsegs, len, user, prot);
+}
+EXPORT_SYMBOL_GPL(iovaq_backend_mapv);
 
 int iovaq_backend_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 {

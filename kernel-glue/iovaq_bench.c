@@ -5,26 +5,26 @@
  * DOMAIN mode goes through libiovaq's domain and the kernel backend; RAW_STRICT is the
  * baseline the kernel offers without the library: iommu_map() + iommu_unmap() per page.
  * RAW_ARENA makes the IOMMU calls the library's ARENA path makes (with one-page groups, those
- * of its DOMAIN path under strict), with nothing else: the difference is the library's own
- * cost (the core, the backend's bookkeeping, building the scatterlist). RAW_ARENA_BUILD
- * builds the scatterlist per link as the backend does, to tell that part from the rest.
+ * of its DOMAIN path under strict), with nothing else, from scatterlists built before the
+ * clock starts: the difference is the library's own cost (the core, the backend's
+ * bookkeeping, describing the pages). RAW_ARENA_BUILD describes each link's pages in the loop
+ * as cheaply as a caller can, to tell that part from the rest.
  *
  * ARENA mode (F&S, SOSP'24): the ring is cut into groups of @arena_pages consecutive slots,
- * each with an arena of its own (one contiguous, size-aligned IOVA chunk). The group's pages
- * are vmapped once, before the clock starts, so that one iovaq_arena_link() covers the group:
- * the backend maps it with one iommu_map_sg() (one map-side sync, where per-page iommu_map()
- * syncs each page under caching mode), and one unlink + iovaq_arena_sync() releases it with
- * one unmap and one command. When @count is not a multiple of @arena_pages, the last link
- * covers the first count % arena_pages pages of its group only, so that exactly @count pages
- * are mapped and unmapped. A link that finds its arena not yet safe since the last unlink
- * (-EBUSY) waits for it with iovaq_domain_sync(), as a driver would.
+ * each with an arena of its own (one contiguous, size-aligned IOVA chunk). One
+ * iovaq_arena_linkv() of the group's pages (one segment per separately allocated page) covers
+ * the group: the backend maps it with one iommu_map_sg() (one map-side sync, where per-page
+ * iommu_map() syncs each page under caching mode), and one unlink + iovaq_arena_sync()
+ * releases it with one unmap and one command. When @count is not a multiple of @arena_pages,
+ * the last link covers the first count % arena_pages pages of its group only, so that
+ * exactly @count pages are mapped and unmapped. A link that finds its arena not yet safe
+ * since the last unlink (-EBUSY) waits for it with iovaq_domain_sync(), as a driver would.
  */
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/mm.h>
 #include <linux/iommu.h>
 #include <linux/ktime.h>
-#include <linux/vmalloc.h>
 #include <linux/log2.h>
 #include <linux/scatterlist.h>
 
@@ -82,33 +82,37 @@ static int bench_raw(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void
 }
 
 /*
- * RAW_ARENA_BUILD: as RAW_ARENA, but each link describes its pages as the backend's map does
- * (a page array allocated per call, vmalloc_to_page() per page of the group's vmapping, a
- * scatterlist built and freed around iommu_map_sgtable()): what any caller of iommu_map_sg()
- * pays for pages it did not describe before.
+ * RAW_ARENA_BUILD: as RAW_ARENA, but each link describes its pages in the loop, the cheapest
+ * way a caller holding them can: one reused scatterlist, each entry initialised as it is taken,
+ * sg_set_page() per page, pages that follow each other physically sharing an entry. What any caller of iommu_map_sg() pays for
+ * pages it did not describe before.
  */
-static int raw_map_built(struct iommu_domain *dom, u64 iova, void *vm, u32 np)
+static int raw_map_built(struct iommu_domain *dom, u64 iova, void **bufs, u32 np,
+			 struct scatterlist *sg)
 {
-	struct page **pages = kvmalloc_array(np, sizeof(*pages), GFP_KERNEL);
 	size_t len = (size_t)np << PAGE_SHIFT;
-	struct sg_table t;
+	unsigned int n = 0;
 	ssize_t mapped;
 	u32 j;
-	int err;
 
-	if (!pages)
-		return -ENOMEM;
-	for (j = 0; j < np; j++)
-		pages[j] = vmalloc_to_page((char *)vm + ((size_t)j << PAGE_SHIFT));
-	err = sg_alloc_table_from_pages(&t, pages, np, 0, len, GFP_KERNEL);
-	if (!err) {
-		mapped = iommu_map_sgtable(dom, iova, &t, IOMMU_READ | IOMMU_WRITE);
-		sg_free_table(&t);
-		if (mapped != (ssize_t)len)
-			err = mapped < 0 ? mapped : -ENOMEM;
+	for (j = 0; j < np; j++) {
+		struct page *pg = virt_to_page(bufs[j]);
+
+		if (n && page_to_pfn(sg_page(&sg[n - 1])) + (sg[n - 1].length >> PAGE_SHIFT) ==
+			 page_to_pfn(pg)) {
+			sg[n - 1].length += PAGE_SIZE;
+			continue;
+		}
+		memset(&sg[n], 0, sizeof(*sg));	/* each entry as it is taken */
+		sg_mark_end(&sg[n]);
+		if (n)
+			sg_unmark_end(&sg[n - 1]);
+		sg_set_page(&sg[n++], pg, PAGE_SIZE, 0);
 	}
-	kvfree(pages);
-	return err;
+	mapped = iommu_map_sg(dom, iova, sg, n, IOMMU_READ | IOMMU_WRITE, GFP_KERNEL);
+	if (mapped != (ssize_t)len)
+		return mapped < 0 ? mapped : -ENOMEM;
+	return 0;
 }
 
 /*
@@ -125,8 +129,8 @@ static int bench_raw_arena(struct iovaq_backend *be, struct iovaq_kshim_bench *b
 	u32 rem = b->count - (n - 1) * a;	/* pages of the last link */
 	bool build = b->mode == IOVAQ_KSHIM_BENCH_RAW_ARENA_BUILD;
 	struct sg_table *sgt, *last;
+	struct scatterlist *sg = NULL;
 	struct page **pages;
-	void **vm = NULL;
 	u32 *linked;
 	u64 base, t0;
 	u32 i, j;
@@ -156,15 +160,8 @@ static int bench_raw_arena(struct iovaq_backend *be, struct iovaq_kshim_bench *b
 						GFP_KERNEL);
 	}
 	if (!err && build) {
-		/* As ARENA mode: one vmapping per group, made before the clock starts. */
-		vm = kvcalloc(ng, sizeof(*vm), GFP_KERNEL);
-		for (i = 0; vm && i < ng && !err; i++) {
-			for (j = 0; j < a; j++)
-				pages[j] = virt_to_page(bufs[i * a + j]);
-			vm[i] = vmap(pages, a, VM_MAP, PAGE_KERNEL);
-			err = vm[i] ? 0 : -ENOMEM;
-		}
-		err = vm ? err : -ENOMEM;
+		sg = kvcalloc(a, sizeof(*sg), GFP_KERNEL);
+		err = sg ? 0 : -ENOMEM;
 	}
 	if (err)
 		goto out;
@@ -194,7 +191,7 @@ static int bench_raw_arena(struct iovaq_backend *be, struct iovaq_kshim_bench *b
 			ssize_t mapped;
 
 			if (build) {
-				err = raw_map_built(dom, iova, vm[k], np);
+				err = raw_map_built(dom, iova, &bufs[k * a], np, sg);
 				if (err)
 					break;
 			} else {
@@ -215,21 +212,18 @@ out:
 	if (sgt)
 		for (i = 0; i <= ng; i++)
 			sg_free_table(&sgt[i]);
-	for (i = 0; vm && i < ng; i++)
-		if (vm[i])
-			vunmap(vm[i]);
-	kvfree(vm);
+	kvfree(sg);
 	kvfree(sgt);
 	kvfree(linked);
 	kvfree(pages);
 	return err;
 }
 
-/* ARENA mode: one arena and one vmap per group of @a consecutive ring slots. */
+/* ARENA mode: one arena per group of @a consecutive ring slots, its pages as segments. */
 struct arenas {
 	u32 n, a;
 	struct iovaq_arena **ar;
-	void **vm;
+	struct iovaq_seg *segs;	/* one per ring slot: group k's are segs[k * a ...] */
 	u32 *linked;	/* pages of the group's current link (its unlink must match) */
 };
 
@@ -237,43 +231,30 @@ static void arenas_free(struct arenas *g)
 {
 	u32 i;
 
-	for (i = 0; i < g->n; i++) {
-		if (g->ar && g->ar[i])
+	for (i = 0; g->ar && i < g->n; i++)
+		if (g->ar[i])
 			iovaq_arena_release(g->ar[i]);
-		if (g->vm && g->vm[i])
-			vunmap(g->vm[i]);
-	}
 	kvfree(g->ar);
-	kvfree(g->vm);
+	kvfree(g->segs);
 	kvfree(g->linked);
 }
 
 static int arenas_init(struct iovaq_domain *d, struct arenas *g, void **bufs, u32 ring, u32 a)
 {
-	struct page **pages;
-	u32 i, j;
+	u32 i;
 	int err = 0;
 
 	g->n = ring / a;
 	g->a = a;
 	g->ar = kvcalloc(g->n, sizeof(*g->ar), GFP_KERNEL);
-	g->vm = kvcalloc(g->n, sizeof(*g->vm), GFP_KERNEL);
+	g->segs = kvcalloc(ring, sizeof(*g->segs), GFP_KERNEL);
 	g->linked = kvcalloc(g->n, sizeof(*g->linked), GFP_KERNEL);
-	pages = kvcalloc(a, sizeof(*pages), GFP_KERNEL);
-	if (!g->ar || !g->vm || !g->linked || !pages) {
-		kvfree(pages);
+	if (!g->ar || !g->segs || !g->linked)
 		return -ENOMEM;
-	}
-	for (i = 0; i < g->n && !err; i++) {
-		for (j = 0; j < a; j++)
-			pages[j] = virt_to_page(bufs[i * a + j]);
-		g->vm[i] = vmap(pages, a, VM_MAP, PAGE_KERNEL);
-		if (!g->vm[i])
-			err = -ENOMEM;
-		else
-			err = iovaq_arena_reserve(d, a, IOVAQ_LIMIT_NONE, &g->ar[i]);
-	}
-	kvfree(pages);
+	for (i = 0; i < ring; i++)
+		g->segs[i] = (struct iovaq_seg){ bufs[i], PAGE_SIZE };
+	for (i = 0; i < g->n && !err; i++)
+		err = iovaq_arena_reserve(d, a, IOVAQ_LIMIT_NONE, &g->ar[i]);
 	return err;
 }
 
@@ -283,15 +264,15 @@ static int arenas_init(struct iovaq_domain *d, struct arenas *g, void **bufs, u3
  */
 static int arena_link(struct iovaq_domain *d, struct arenas *g, u32 k, u32 pages)
 {
-	size_t len = (size_t)pages << PAGE_SHIFT;
-	int err = iovaq_arena_link(g->ar[k], 0, g->vm[k], len, IOVAQ_PROT_READ | IOVAQ_PROT_WRITE,
-				   NULL);
+	const struct iovaq_seg *segs = &g->segs[k * g->a];
+	int err = iovaq_arena_linkv(g->ar[k], 0, segs, pages, IOVAQ_PROT_READ | IOVAQ_PROT_WRITE,
+				    NULL);
 
 	if (err == -EBUSY) {
 		err = iovaq_domain_sync(d);
 		if (!err)
-			err = iovaq_arena_link(g->ar[k], 0, g->vm[k], len,
-					       IOVAQ_PROT_READ | IOVAQ_PROT_WRITE, NULL);
+			err = iovaq_arena_linkv(g->ar[k], 0, segs, pages,
+						IOVAQ_PROT_READ | IOVAQ_PROT_WRITE, NULL);
 	}
 	if (!err)
 		g->linked[k] = pages;

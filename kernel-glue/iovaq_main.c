@@ -115,6 +115,7 @@ EXPORT_SYMBOL_GPL(iovaq_domain_check);
 EXPORT_SYMBOL_GPL(iovaq_arena_reserve);
 EXPORT_SYMBOL_GPL(iovaq_arena_base);
 EXPORT_SYMBOL_GPL(iovaq_arena_link);
+EXPORT_SYMBOL_GPL(iovaq_arena_linkv);
 EXPORT_SYMBOL_GPL(iovaq_arena_unlink);
 EXPORT_SYMBOL_GPL(iovaq_arena_sync);
 EXPORT_SYMBOL_GPL(iovaq_arena_release);

@@ -2,7 +2,7 @@
 /*
  * The kernel stand-in's behaviour for the unit tests of kernel-glue/ (docs/kernel-glue.md,
  * "Unit tests of the glue"): allocation with leak counts and failure injection, locks and
- * kthreads over pthreads, wait queues, the maple tree, scatterlists, uaccess and the misc
+ * kthreads over pthreads, wait queues, the rbtree, uaccess and the misc
  * device registry. Compiled like the glue (with __KERNEL__ and include/ first), plus libc.
  * The IOMMU calls and pin_user_pages_fast/unpin_user_pages are not here: the test wraps them.
  */
@@ -18,7 +18,7 @@
 #include <linux/slab.h>
 #include <linux/sched.h>
 #include <linux/mm.h>
-#include <linux/maple_tree.h>
+#include <linux/rbtree.h>
 #include <linux/scatterlist.h>
 #include <linux/uaccess.h>
 #include <linux/device.h>
@@ -361,135 +361,79 @@ int schedule_hrtimeout_range(ktime_t *expires, u64 delta, const enum hrtimer_mod
 	return wait_woken(deadline ? deadline : 1);
 }
 
-/* ---- the maple tree: a sorted list of disjoint [first, last] ranges -------------------------- */
+/* ---- rbtree: a plain binary search tree with parent links ------------------------------------ */
 
-struct kstub_mt_node {
-	struct kstub_mt_node *next;
-	unsigned long first, last;
-	void *entry;
-};
-
-int mtree_insert_range(struct maple_tree *mt, unsigned long first, unsigned long last,
-		       void *entry, gfp_t gfp)
+/*
+ * The glue walks the tree itself (rb_left, rb_right) and links nodes with rb_link_node(); the
+ * stand-in keeps the tree a valid binary search tree without balancing it (the tests hold a few
+ * nodes), so rb_insert_color() has nothing to do and rb_erase() is the textbook removal.
+ */
+void rb_insert_color(struct rb_node *node, struct rb_root *root)
 {
-	struct kstub_mt_node **pp, *n;
-
-	if (first > last || !entry)
-		return -EINVAL;
-	for (pp = &mt->head; *pp && (*pp)->last < first; pp = &(*pp)->next)
-		;
-	if (*pp && (*pp)->first <= last)
-		return -EEXIST;
-	n = kstub_alloc(sizeof(*n), gfp, 0);
-	if (!n)
-		return -ENOMEM;
-	n->first = first;
-	n->last = last;
-	n->entry = entry;
-	n->next = *pp;
-	*pp = n;
-	return 0;
+	(void)node;
+	(void)root;
 }
 
-void *mtree_erase(struct maple_tree *mt, unsigned long index)
+/* Put @new where @old hangs (under @old's parent, or as the root). */
+static void rb_replace_child(struct rb_root *root, struct rb_node *old, struct rb_node *new)
 {
-	struct kstub_mt_node **pp, *n;
-	void *entry;
+	struct rb_node *parent = old->rb_parent;
 
-	for (pp = &mt->head; *pp; pp = &(*pp)->next) {
-		n = *pp;
-		if (n->first <= index && index <= n->last) {
-			*pp = n->next;
-			entry = n->entry;
-			kstub_free(n);
-			return entry;
+	if (!parent)
+		root->rb_node = new;
+	else if (parent->rb_left == old)
+		parent->rb_left = new;
+	else
+		parent->rb_right = new;
+	if (new)
+		new->rb_parent = parent;
+}
+
+void rb_erase(struct rb_node *node, struct rb_root *root)
+{
+	struct rb_node *succ;
+
+	if (!node->rb_left) {
+		rb_replace_child(root, node, node->rb_right);
+	} else if (!node->rb_right) {
+		rb_replace_child(root, node, node->rb_left);
+	} else {
+		/* The successor (leftmost of the right subtree) takes @node's place. */
+		for (succ = node->rb_right; succ->rb_left; succ = succ->rb_left)
+			;
+		if (succ->rb_parent != node) {
+			rb_replace_child(root, succ, succ->rb_right);
+			succ->rb_right = node->rb_right;
+			succ->rb_right->rb_parent = succ;
 		}
+		rb_replace_child(root, node, succ);
+		succ->rb_left = node->rb_left;
+		succ->rb_left->rb_parent = succ;
 	}
-	return NULL;
+	node->rb_parent = node->rb_left = node->rb_right = NULL;
 }
 
-void *mt_find(struct maple_tree *mt, unsigned long *index, unsigned long max)
+struct rb_node *rb_first(const struct rb_root *root)
 {
-	struct kstub_mt_node *n;
+	struct rb_node *n = root->rb_node;
 
-	if (*index > max)
-		return NULL;
-	for (n = mt->head; n; n = n->next) {
-		if (n->last < *index)
-			continue;
-		if (n->first > max)
-			return NULL;
-		*index = n->last + 1;	/* 0 after the last index: mt_find_after() stops */
-		return n->entry;
-	}
-	return NULL;
+	while (n && n->rb_left)
+		n = n->rb_left;
+	return n;
 }
 
-void *mt_find_after(struct maple_tree *mt, unsigned long *index, unsigned long max)
+struct rb_node *rb_next(const struct rb_node *node)
 {
-	if (!*index)
-		return NULL;
-	return mt_find(mt, index, max);
-}
+	const struct rb_node *n = node;
 
-void mtree_destroy(struct maple_tree *mt)
-{
-	struct kstub_mt_node *n, *next;
-
-	for (n = mt->head; n; n = next) {
-		next = n->next;
-		kstub_free(n);
+	if (n->rb_right) {
+		for (n = n->rb_right; n->rb_left; n = n->rb_left)
+			;
+		return (struct rb_node *)n;
 	}
-	mt->head = NULL;
-}
-
-/* ---- scatterlists --------------------------------------------------------------------------- */
-
-int sg_alloc_table_from_pages(struct sg_table *sgt, struct page **pages, unsigned int n_pages,
-			      unsigned int offset, unsigned long size, gfp_t gfp)
-{
-	const unsigned long max_seg = UINT_MAX & PAGE_MASK;
-	unsigned int i, nseg = 0, pages_in_seg = 0;
-	unsigned long left = size;
-	struct scatterlist *sg;
-
-	if (!n_pages || offset >= PAGE_SIZE || size > (unsigned long)n_pages * PAGE_SIZE - offset)
-		return -EINVAL;
-	/* Pages that follow each other share an entry (physically contiguous, in the kernel). */
-	for (i = 0; i < n_pages; i++) {
-		bool cont = i && (uintptr_t)pages[i] == (uintptr_t)pages[i - 1] + PAGE_SIZE &&
-			    (unsigned long)(pages_in_seg + 1) * PAGE_SIZE <= max_seg;
-
-		pages_in_seg = cont ? pages_in_seg + 1 : 1;
-		nseg += !cont;
-	}
-	sg = kstub_alloc(nseg * sizeof(*sg), gfp | __GFP_ZERO, 0);
-	if (!sg)
-		return -ENOMEM;
-	sgt->sgl = sg;
-	sgt->nents = sgt->orig_nents = nseg;
-	nseg = 0;
-	for (i = 0; i < n_pages && left; i++) {
-		bool cont = i && (uintptr_t)pages[i] == (uintptr_t)pages[i - 1] + PAGE_SIZE &&
-			    sg[nseg - 1].length + PAGE_SIZE <= max_seg;
-		unsigned long bytes = min(left, (unsigned long)(PAGE_SIZE - (i ? 0 : offset)));
-
-		if (!cont) {
-			sg[nseg].page = pages[i];
-			sg[nseg].offset = i ? 0 : offset;
-			nseg++;
-		}
-		sg[nseg - 1].length += (unsigned int)bytes;
-		left -= bytes;
-	}
-	return 0;
-}
-
-void sg_free_table(struct sg_table *sgt)
-{
-	kstub_free(sgt->sgl);
-	sgt->sgl = NULL;
-	sgt->nents = sgt->orig_nents = 0;
+	while (n->rb_parent && n == n->rb_parent->rb_right)
+		n = n->rb_parent;
+	return n->rb_parent;
 }
 
 /* ---- uaccess -------------------------------------------------------------------------------- */

@@ -248,6 +248,7 @@ ssize_t __wrap_iommu_map_sg(struct iommu_domain *domain, unsigned long iova,
 	assert_ptr_equal(domain, &drv.dom);
 	assert_true(drv.attached);
 	for_each_sg(sg, s, nents, i) {
+		assert_int_equal(s->end, i == nents - 1);	/* as the kernel's sg_next() needs */
 		assert_int_equal(s->offset, 0);
 		assert_int_equal(s->length % PAGE_SIZE, 0);
 		len += s->length;
@@ -785,9 +786,195 @@ static void test_map_alloc_sweep(void **state)
 		assert_int_equal(drv.nmaps, 0);
 	}
 	kstub_fail_alloc_nth(0);
-	/* kzalloc, the page array, the tree node and the sg table: four failure points. */
-	assert_int_equal(n, 5);
+	/* The record, the page array and the scatterlist (8 entries: more than the stack's). */
+	assert_int_equal(n, 4);
 	assert_int_equal(drv.n_map_sg, 1);
+	iovaq_backend_close(be);
+	free(buf);
+}
+
+/* A kernel-address backend: every address of this process counts as a kernel one. */
+static struct iovaq_backend *open_kernel(void)
+{
+	struct iovaq_backend *be = NULL;
+
+	kstub_task_size = PAGE_SIZE;
+	assert_int_equal(iovaq_kbackend_open(&pdev.dev, IOVAQ_KHOST_KERNEL, &be), 0);
+	assert_non_null(be);
+	return be;
+}
+
+/*
+ * mapv of scattered kernel segments: one mapping, one iommu_map_sg() whose entries merge the
+ * pages that follow each other physically (here: adjacent tokens), in the segments' order.
+ * Nothing is pinned, so the record goes at unmap: nothing waits for the flush but the IOTLB.
+ */
+static void test_mapv_kernel_segments(void **state)
+{
+	struct iovaq_backend *be = open_kernel();
+	char *buf = ubuf(8);
+	const struct iovaq_seg segs[] = {
+		{ buf, 2 * PAGE_SIZE },
+		{ buf + 5 * PAGE_SIZE, PAGE_SIZE },
+		{ buf + 6 * PAGE_SIZE, PAGE_SIZE },	/* follows the one before: merged */
+		{ buf + 3 * PAGE_SIZE, PAGE_SIZE },
+	};
+	struct iovaq_inval cmd = pages_cmd(0x100000, 3);
+	struct iovaq_kbe_counters c;
+
+	assert_int_equal(iovaq_backend_mapv(be, 0x100000, segs, 4, IOVAQ_PROT_READ), 0);
+	assert_int_equal(drv.n_map_sg, 1);
+	assert_int_equal(drv.n_pin, 0);
+	assert_int_equal(drv.map_log[0].iova, 0x100000);
+	assert_int_equal(drv.map_log[0].len, 5 * PAGE_SIZE);
+	assert_int_equal(drv.map_log[0].nents, 3);
+	assert_int_equal(drv.map_log[0].prot, IOMMU_READ);
+	assert_int_equal(drv.maps[0].segs[0].first, (uintptr_t)buf);
+	assert_int_equal(drv.maps[0].segs[0].len, 2 * PAGE_SIZE);
+	assert_int_equal(drv.maps[0].segs[1].first, (uintptr_t)buf + 5 * PAGE_SIZE);
+	assert_int_equal(drv.maps[0].segs[1].len, 2 * PAGE_SIZE);
+	assert_int_equal(drv.maps[0].segs[2].first, (uintptr_t)buf + 3 * PAGE_SIZE);
+	assert_int_equal(drv.maps[0].segs[2].len, PAGE_SIZE);
+	c = counters(be);
+	assert_int_equal(c.maps, 1);
+	assert_int_equal(c.map_pages, 5);
+	assert_int_equal(c.live_maps, 1);
+
+	/* One mapping: only the whole range unmaps it; an overlapping map is refused. */
+	assert_int_equal(iovaq_backend_unmap(be, 0x101000, PAGE_SIZE), -EINVAL);
+	assert_int_equal(iovaq_backend_map(be, 0x104000, buf, PAGE_SIZE, IOVAQ_PROT_READ), -EEXIST);
+	assert_int_equal(drv.n_map_sg, 1);
+	assert_int_equal(iovaq_backend_unmap(be, 0x100000, 5 * PAGE_SIZE), 0);
+	assert_int_equal(drv.n_unmap_fast, 1);
+	assert_int_equal(drv.n_sync, 0);
+	assert_int_equal(counters(be).live_maps, 0);
+	assert_int_equal(drv.nstale, 1);	/* in the IOTLB until the flush */
+	assert_int_equal(iovaq_backend_flush(be, &cmd, 1), 0);
+	assert_int_equal(drv.nstale, 0);
+	assert_int_equal(drv.syncs[0].start, 0x100000);
+	assert_int_equal(drv.syncs[0].end, 0x107fff);
+	iovaq_backend_close(be);
+	free(buf);
+}
+
+/*
+ * More entries than the stack holds (six pages, none adjacent): the scatterlist is
+ * allocated. Every allocation failed in turn: -ENOMEM and nothing left behind.
+ */
+static void test_mapv_alloc_sweep(void **state)
+{
+	struct iovaq_backend *be = open_kernel();
+	char *buf = ubuf(12);
+	struct iovaq_seg segs[6];
+	long allocs = kstub_allocs_live(), n;
+	int err = -ENOMEM, i;
+
+	for (i = 0; i < 6; i++)
+		segs[i] = (struct iovaq_seg){ buf + 2 * i * PAGE_SIZE, PAGE_SIZE };
+	for (n = 1; err; n++) {
+		assert_true(n < 20);
+		kstub_fail_alloc_nth(n);
+		err = iovaq_backend_mapv(be, 0x200000, segs, 6, IOVAQ_PROT_WRITE);
+		if (!kstub_fail_alloc_fired()) {
+			assert_int_equal(err, 0);
+			break;
+		}
+		assert_int_equal(err, -ENOMEM);
+		assert_int_equal(kstub_allocs_live(), allocs);
+		assert_int_equal(drv.nmaps, 0);
+		assert_int_equal(counters(be).live_maps, 0);
+	}
+	kstub_fail_alloc_nth(0);
+	/* The record and the scatterlist: two failure points. */
+	assert_int_equal(n, 3);
+	assert_int_equal(drv.n_map_sg, 1);
+	assert_int_equal(drv.map_log[0].nents, 6);
+	assert_int_equal(kstub_allocs_live(), allocs + 1);	/* the record, not the list */
+	iovaq_backend_close(be);
+	free(buf);
+}
+
+/*
+ * mapv of user segments: each pinned (one call per segment), all mapped with one
+ * iommu_map_sg(); a pin that fails releases the pins of the segments before it.
+ */
+static void test_mapv_user_pins(void **state)
+{
+	struct iovaq_backend *be = open_user();
+	char *buf = ubuf(6);
+	const struct iovaq_seg segs[] = { { buf, 2 * PAGE_SIZE }, { buf + 4 * PAGE_SIZE, PAGE_SIZE } };
+
+	drv.strict = W_PIN | W_MAP_SG;
+	expect_value(__wrap_pin_user_pages_fast, start, (uintptr_t)buf);
+	expect_value(__wrap_pin_user_pages_fast, nr_pages, 2);
+	expect_value(__wrap_pin_user_pages_fast, gup_flags, FOLL_LONGTERM | FOLL_WRITE);
+	will_return(__wrap_pin_user_pages_fast, 2);
+	expect_value(__wrap_pin_user_pages_fast, start, (uintptr_t)buf + 4 * PAGE_SIZE);
+	expect_value(__wrap_pin_user_pages_fast, nr_pages, 1);
+	expect_value(__wrap_pin_user_pages_fast, gup_flags, FOLL_LONGTERM | FOLL_WRITE);
+	will_return(__wrap_pin_user_pages_fast, 1);
+	expect_value(__wrap_iommu_map_sg, iova, 0x400000);
+	expect_value(__wrap_iommu_map_sg, len, 3 * PAGE_SIZE);
+	expect_value(__wrap_iommu_map_sg, prot, IOMMU_READ | IOMMU_WRITE);
+	will_return(__wrap_iommu_map_sg, (ssize_t)(3 * PAGE_SIZE));
+	assert_int_equal(iovaq_backend_mapv(be, 0x400000, segs, 2,
+					    IOVAQ_PROT_READ | IOVAQ_PROT_WRITE), 0);
+	assert_int_equal(drv.map_log[0].nents, 2);
+	assert_int_equal(counters(be).pinned_pages, 3);
+
+	/* The second segment's pin fails: the first's two pages are unpinned, nothing mapped. */
+	drv.strict = W_PIN | W_UNPIN;
+	expect_value(__wrap_pin_user_pages_fast, start, (uintptr_t)buf);
+	expect_value(__wrap_pin_user_pages_fast, nr_pages, 2);
+	expect_value(__wrap_pin_user_pages_fast, gup_flags, FOLL_LONGTERM);
+	will_return(__wrap_pin_user_pages_fast, 2);
+	expect_value(__wrap_pin_user_pages_fast, start, (uintptr_t)buf + 4 * PAGE_SIZE);
+	expect_value(__wrap_pin_user_pages_fast, nr_pages, 1);
+	expect_value(__wrap_pin_user_pages_fast, gup_flags, FOLL_LONGTERM);
+	will_return(__wrap_pin_user_pages_fast, -EFAULT);
+	expect_value(__wrap_unpin_user_pages, first, (uintptr_t)buf);
+	expect_value(__wrap_unpin_user_pages, npages, 2);
+	assert_int_equal(iovaq_backend_mapv(be, 0x800000, segs, 2, IOVAQ_PROT_READ), -EFAULT);
+	drv.strict = 0;
+	assert_int_equal(drv.n_map_sg, 1);
+	assert_int_equal(drv.pinned_pages, 3);
+	assert_int_equal(counters(be).pinned_pages, 3);
+	assert_int_equal(counters(be).live_maps, 1);
+	iovaq_backend_close(be);
+	assert_int_equal(drv.pinned_pages, 0);
+	free(buf);
+}
+
+/* Bad segment lists: -EINVAL before any pin or IOMMU call. */
+static void test_mapv_bad_input(void **state)
+{
+	struct iovaq_backend *be = open_user();
+	char *buf = ubuf(2);
+	const size_t huge = SIZE_MAX & PAGE_MASK;
+	const struct iovaq_seg ok = { buf, PAGE_SIZE };
+	const struct iovaq_seg bad[][2] = {
+		{ ok, { NULL, PAGE_SIZE } },
+		{ ok, { buf + 1, PAGE_SIZE } },
+		{ ok, { buf, 0 } },
+		{ ok, { buf, PAGE_SIZE + 1 } },
+		{ { buf, huge }, { buf, huge } },		/* the total overflows */
+		{ ok, { (void *)(uintptr_t)0xffff888000000000ULL, PAGE_SIZE } },	/* user + kernel */
+	};
+	size_t i;
+
+	assert_int_equal(iovaq_backend_mapv(NULL, 0x1000, &ok, 1, IOVAQ_PROT_READ), -EINVAL);
+	assert_int_equal(iovaq_backend_mapv(be, 0x1000, NULL, 1, IOVAQ_PROT_READ), -EINVAL);
+	assert_int_equal(iovaq_backend_mapv(be, 0x1000, &ok, 0, IOVAQ_PROT_READ), -EINVAL);
+	assert_int_equal(iovaq_backend_mapv(be, 0x1000, &ok, 1, 0), -EINVAL);
+	assert_int_equal(iovaq_backend_mapv(be, 0x1000, &ok, 1, 8), -EINVAL);
+	assert_int_equal(iovaq_backend_mapv(be, 0x1001, &ok, 1, IOVAQ_PROT_READ), -EINVAL);
+	assert_int_equal(iovaq_backend_mapv(be, 1UL << 48, &ok, 1, IOVAQ_PROT_READ), -EINVAL);
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_int_equal(iovaq_backend_mapv(be, 0x1000, bad[i], 2, IOVAQ_PROT_READ),
+				 -EINVAL);
+	assert_int_equal(drv.n_pin, 0);
+	assert_int_equal(drv.n_map_sg, 0);
+	assert_int_equal(counters(be).live_maps, 0);
 	iovaq_backend_close(be);
 	free(buf);
 }
@@ -865,6 +1052,62 @@ static void test_unmap_flush_batch(void **state)
 	assert_int_equal(c.live_maps, 0);
 	assert_int_equal(c.pinned_pages, 0);
 	iovaq_backend_close(be);
+	free(buf);
+}
+
+/*
+ * The mapping tree under many maps and unmaps in scrambled orders: overlaps refused wherever
+ * they fall, a range unmap takes exactly the mappings inside it, every other unmap exactly
+ * its own, and lookups between and around the mappings find nothing.
+ */
+static void test_mapping_tree(void **state)
+{
+	enum { N = 40 };
+	struct iovaq_backend *be = open_kernel();
+	char *buf = ubuf(2);
+	unsigned int i, j;
+	bool gone[N] = { false };
+
+	/* Mapping i: 2 pages at 0x1000000 + i * 4 pages (holes between); inserted scrambled. */
+	for (i = 0; i < N; i++) {
+		j = (i * 17) % N;
+		assert_int_equal(iovaq_backend_map(be, 0x1000000 + j * 0x4000, buf, 2 * PAGE_SIZE,
+						   IOVAQ_PROT_READ), 0);
+	}
+	for (i = 0; i < N; i++) {
+		unsigned long at = 0x1000000 + i * 0x4000;
+
+		assert_int_equal(iovaq_backend_map(be, at + PAGE_SIZE, buf, 2 * PAGE_SIZE,
+						   IOVAQ_PROT_READ), -EEXIST);
+		assert_int_equal(iovaq_backend_map(be, at - PAGE_SIZE, buf, 2 * PAGE_SIZE,
+						   IOVAQ_PROT_READ), -EEXIST);
+		/* The hole before it takes a mapping of its own, which unmaps alone. */
+		assert_int_equal(iovaq_backend_map(be, at - 2 * PAGE_SIZE, buf, 2 * PAGE_SIZE,
+						   IOVAQ_PROT_READ), 0);
+		if (i)
+			assert_int_equal(iovaq_backend_unmap(be, at - 2 * PAGE_SIZE,
+							     2 * PAGE_SIZE), 0);
+		assert_int_equal(iovaq_backend_unmap(be, at + 2 * PAGE_SIZE, 2 * PAGE_SIZE),
+				 -ENOENT);
+	}
+	/* The hole mapping at 0xffe000, right before mapping 0: a range splitting either fails. */
+	assert_int_equal(iovaq_backend_unmap(be, 0xfff000, 3 * PAGE_SIZE), -EINVAL);
+	assert_int_equal(iovaq_backend_unmap(be, 0xffe000, 0x3000), -EINVAL);
+	assert_int_equal(drv.nmaps, N + 1);
+	/* Mappings 10-14 and their holes in one unmap. */
+	assert_int_equal(iovaq_backend_unmap(be, 0x1000000 + 10 * 0x4000, 5 * 0x4000), 0);
+	for (i = 10; i < 15; i++)
+		gone[i] = true;
+	assert_int_equal(drv.nmaps, N + 1 - 5);
+	for (i = 0; i < N; i++) {
+		j = (i * 23 + 7) % N;
+		assert_int_equal(iovaq_backend_unmap(be, 0x1000000 + j * 0x4000, 2 * PAGE_SIZE),
+				 gone[j] ? -ENOENT : 0);
+		gone[j] = true;
+	}
+	assert_int_equal(drv.nmaps, 1);
+	assert_int_equal(counters(be).live_maps, 1);
+	iovaq_backend_close(be);	/* unmaps the one left */
 	free(buf);
 }
 
@@ -1445,8 +1688,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_map_sg_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pin_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_alloc_sweep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mapv_kernel_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mapv_alloc_sweep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mapv_user_pins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mapv_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_flush_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mapping_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_freed_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_releases_everything, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_validation, setup, teardown),

@@ -230,9 +230,9 @@ enum {
 	 */
 	IOVAQ_KSHIM_BENCH_RAW_ARENA = 3,
 	/*
-	 * RAW_ARENA, but each link describes its pages as the kernel backend's map does (a
-	 * page array, vmalloc_to_page() per page of the group's vmapping, a scatterlist built
-	 * and freed around the map): RAW_ARENA's calls plus describing fresh pages.
+	 * RAW_ARENA, but each link describes its pages in the loop as cheaply as a caller
+	 * holding them can (one reused scatterlist, sg_set_page() per page, physically adjacent
+	 * pages merged): RAW_ARENA's calls plus describing the pages.
 	 */
 	IOVAQ_KSHIM_BENCH_RAW_ARENA_BUILD = 4,
 };

@@ -7,8 +7,7 @@
  * Differences from the kernel, on purpose: iommu_iotlb_sync() and iommu_flush_iotlb_all() are
  * static inlines there that call domain->ops; here they are plain declarations so that they
  * can be wrapped and counted (their kernel versions re-initialise the gather after the sync,
- * which the test's wrapper does too). iommu_map_sgtable() and iommu_iotlb_gather_init() are
- * the kernel's inlines, so a map is seen as the iommu_map_sg() call the module really makes.
+ * which the test's wrapper does too). iommu_iotlb_gather_init() is the kernel's inline.
  */
 #ifndef KSTUB_LINUX_IOMMU_H
 #define KSTUB_LINUX_IOMMU_H
@@ -68,11 +67,5 @@ ssize_t iommu_map_sg(struct iommu_domain *domain, unsigned long iova, struct sca
 		     unsigned int nents, int prot, gfp_t gfp);
 void iommu_iotlb_sync(struct iommu_domain *domain, struct iommu_iotlb_gather *iotlb_gather);
 void iommu_flush_iotlb_all(struct iommu_domain *domain);
-
-static inline ssize_t iommu_map_sgtable(struct iommu_domain *domain, unsigned long iova,
-					struct sg_table *sgt, int prot)
-{
-	return iommu_map_sg(domain, iova, sgt->sgl, sgt->orig_nents, prot, GFP_KERNEL);
-}
 
 #endif

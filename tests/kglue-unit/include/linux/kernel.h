@@ -49,6 +49,7 @@
 #define min_t(type, a, b) min((type)(a), (type)(b))
 #define max_t(type, a, b) max((type)(a), (type)(b))
 #define round_up(x, y) ((((x) - 1) | ((__typeof__(x))(y) - 1)) + 1)
+#define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))
 #define IS_ALIGNED(x, a) (((x) & ((__typeof__(x))(a) - 1)) == 0)
 #define u64_to_user_ptr(x) ((void __user *)(uintptr_t)(x))
 

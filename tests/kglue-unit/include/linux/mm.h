@@ -40,6 +40,7 @@ static inline bool is_vmalloc_addr(const void *va)
 }
 
 #define virt_to_page(va) kstub_addr_page(va)
+#define page_to_pfn(pg) ((unsigned long)(uintptr_t)(pg) >> PAGE_SHIFT)
 #define vmalloc_to_page(va) kstub_addr_page(va)
 #define page_address(pg) ((void *)(pg))
 
