@@ -18,8 +18,10 @@ kglue_build_user() {
 }
 
 # kglue_pack OUTDIR MODDIR IMAGE [MODE]: the initramfs: busybox, tests/vm/kglue/init, the
-# modules of MODDIR, the guest programs and the shared libraries they load (ldd). MODE (a word
-# in /iovaq/mode) selects what init runs: "test" (default) or "bench" (bench.sh).
+# modules of MODDIR, the guest programs and the shared libraries they load (ldd), and the
+# programs of the array KGLUE_EXTRA (profile.sh: perf) with theirs. MODE (a word in
+# /iovaq/mode) selects what init runs: "test" (default), "bench" (bench.sh) or "profile"
+# (profile.sh).
 kglue_pack() {
 	local out=$1 dir=$2 image=$3 mode=${4:-test} img p lib
 	img=$(mktemp -d)
@@ -27,10 +29,11 @@ kglue_pack() {
 	cp /bin/busybox "$img/bin/"
 	cp "$here/init" "$img/init"
 	chmod 755 "$img/init"
-	[ ! -f "$here/guest-bench.sh" ] || cp "$here/guest-bench.sh" "$img/iovaq/"
+	cp "$here/guest-bench.sh" "$here/guest-profile.sh" "$img/iovaq/"
 	echo "$mode" >"$img/iovaq/mode"
 	cp "$out/kglue_test" "$out/kshim_edu" "$dir/iovaq.ko" "$dir/iovaq_example.ko" "$img/iovaq/"
-	for p in "$out/user/tests/contract_contract" "$out/user/bench/iovaq-bench"; do
+	for p in "$out/user/tests/contract_contract" "$out/user/bench/iovaq-bench" \
+		${KGLUE_EXTRA[@]+"${KGLUE_EXTRA[@]}"}; do
 		cp "$p" "$img/iovaq/"
 		for lib in $(ldd "$p" 2>/dev/null | grep -oE '/[^ ]+' || true); do
 			[ -e "$img$lib" ] && continue
