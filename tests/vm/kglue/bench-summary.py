@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 """Join a kernel-glue bench guest's console with QEMU's VT-d trace (tests/vm/kglue/bench.sh).
 
-    bench-summary.py CONSOLE TRACE [--title T] [--json OUT.jsonl]
+    bench-summary.py CONSOLE TRACE [--times CONSOLE2] [--title T] [--json OUT.jsonl]
 
 Run K of the guest (a "kglue-bench-k: K" line, then one "kglue-bench-run: key=value ..." line)
 sits between two DMAR faults in the trace, at IOVAs 0x40000000 + 2K * 4096 and + (2K + 1) *
@@ -15,6 +15,12 @@ kernel-side strict (iommu_map + iommu_unmap per page) and iommufd strict of the 
 and the library's own cost: the in-kernel domain's time over the same IOMMU calls made
 without the library (kernel-raw-sg: strict against groups of 1, arenas against groups of the
 arena's size), and how much of it describing fresh pages takes (kernel-raw-sg-build).
+
+QEMU's trace costs the emulator time per descriptor (a log line each): with --times, the times
+come from CONSOLE2, a boot of the same runs without the trace (bench.sh does both), and the
+traced times are shown beside them. Ratios are given as ratios of medians and as the median of
+the ratios within each repetition (each repetition runs every configuration once, in turn, so
+the two runs of a pair saw the same machine load).
 """
 import argparse
 import json
@@ -99,6 +105,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("console")
     ap.add_argument("trace")
+    ap.add_argument("--times", help="console of an untraced boot of the same runs")
     ap.add_argument("--title", default="kernel-glue bench")
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -123,35 +130,75 @@ def main():
                       viol=int(r["violations"]), pairs=pairs,
                       backend=int(r.get("backend_ns", 0)) / 1e3 / pairs,
                       iommu=int(r.get("iommu_ns", 0)) / 1e3 / pairs, run=r))
-    med = {n: dict(us=statistics.median(x["us"] for x in g),
+    # Times: of the untraced boot if there is one (by configuration, in repetition order).
+    timed = {}
+    if a.times:
+        truns, _ = runs_of(a.times)
+        for r in truns:
+            timed.setdefault(name_of(r), []).append(float(r["us_per_pair"]))
+        for n, g in groups.items():
+            if not timed.get(n):
+                problems.append("%s: no run in the untraced console" % n)
+    for n, g in groups.items():
+        for x in g:
+            x["us_traced"] = x["us"]
+    series = {n: timed.get(n) or [x["us"] for x in g] for n, g in groups.items()}
+    med = {n: dict(us=statistics.median(series[n]), us_min=min(series[n]),
+                   us_traced=statistics.median(x["us_traced"] for x in g),
                    iotlb=statistics.median(x["iotlb"] for x in g),
                    wait=statistics.median(x["wait"] for x in g),
                    all=statistics.median(x["all"] for x in g),
                    net=statistics.median(x["net"] for x in g),
-                   us_min=min(x["us"] for x in g),
                    backend=statistics.median(x["backend"] for x in g),
                    iommu=statistics.median(x["iommu"] for x in g),
                    domain=max(x["domain"] for x in g), unsafe=max(x["unsafe"] for x in g),
-                   n=len(g)) for n, g in groups.items()}
+                   n=len(series[n])) for n, g in groups.items()}
+
+    def paired(num, den):
+        """Median over repetitions of num's time / den's time in the same repetition."""
+        a_, b_ = series.get(name_of(num)), series.get(name_of(den))
+        if not a_ or not b_:
+            return None
+        return statistics.median(x / y for x, y in zip(a_, b_))
+
     base = med.get(name_of(dict(what="kernel-raw", policy="strict", arena="0")))
     ifd = med.get(name_of(dict(what="iommufd", policy="strict", arena="0")))
     print("### " + a.title + "\n")
-    print("| configuration | µs/pair | IOTLB desc/pair | wait desc/pair | all desc/pair | "
+    if a.times:
+        print("Times from the boot without QEMU's trace (%s); \"traced\" is the same runs' "
+              "time in the boot with it (descriptor counts).\n" % a.times)
+    print("| configuration | µs/pair | traced µs/pair | IOTLB desc/pair | wait desc/pair | all desc/pair | "
           "net desc/pair | time vs kernel strict | time vs iommufd strict | "
           "desc vs iommufd strict | net desc vs iommufd strict | domain-wide | unsafe reuse | "
           "runs |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, m in med.items():
         def ratio(b, key):
             return "%.1f×" % (b[key] / m[key]) if b and m[key] else "–"
-        print("| %s | %.2f | %.3f | %.3f | %.3f | %.4f | %s | %s | %s | %s | %d | %d | %d |" % (
-            n, m["us"], m["iotlb"], m["wait"], m["all"], m["net"], ratio(base, "us"),
+        print("| %s | %.2f | %.2f | %.3f | %.3f | %.3f | %.4f | %s | %s | %s | %s | %d | %d | "
+              "%d |" % (
+            n, m["us"], m["us_traced"], m["iotlb"], m["wait"], m["all"], m["net"], ratio(base, "us"),
             ratio(ifd, "us"), ratio(ifd, "all"), ratio(ifd, "net"), m["domain"], m["unsafe"],
             m["n"]))
     if idle_all:
         print("\nnet: less the descriptors of an interval with no run in it (the markers' own "
               "bind and release), median %g over %d intervals (%s)." % (
                   base_all, len(idle_all), ", ".join("%d" % x for x in idle_all)))
+    # Issue 7's time targets, as paired ratios too.
+    arena = dict(what="kernel", policy="safe-deferred", arena="64")
+    kshim_arena = dict(what="kshim", policy="safe-deferred", arena="64")
+    tl = []
+    for lab, who in (("in-kernel domain", arena), ("kshim from userspace", kshim_arena)):
+        for blab, b in (("kernel-side strict", dict(what="kernel-raw", policy="strict",
+                                                     arena="0")),
+                        ("iommufd strict", dict(what="iommufd", policy="strict", arena="0"))):
+            r = paired(b, who)
+            if r:
+                tl.append("- %s, safe-deferred + arenas of 64, vs %s: %.1f× (median of the "
+                          "%d repetitions' ratios)" % (lab, blab, r, len(series[name_of(who)])))
+    if tl:
+        print("\nTime ratios paired by repetition:\n")
+        print("\n".join(tl))
     # The library's own cost: the same IOMMU calls with and without it.
     pairs = [("strict", "1", dict(what="kernel", policy="strict", arena="0")),
              ("safe-deferred + arenas of 64", "64",
@@ -176,6 +223,12 @@ def main():
             if built:
                 line += " (built: %.2f, %+.0f%%)" % (
                     built["us_min"], 100 * (m["us_min"] / built["us_min"] - 1))
+            pr = paired(lib, dict(what="kernel-raw-sg", policy="strict", arena=gp))
+            pb = paired(lib, dict(what="kernel-raw-sg-build", policy="strict", arena=gp))
+            if pr:
+                line += "; paired by repetition: %+.0f%% over the raw calls" % (100 * (pr - 1))
+                if pb:
+                    line += ", %+.0f%% over the built ones" % (100 * (pb - 1))
             lines.append(line)
     if lines:
         print("\nThe library's own cost (the same IOMMU calls with and without it, medians):\n")
@@ -197,7 +250,8 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             for n, g in groups.items():
-                f.write(json.dumps(dict(configuration=n, median=med[n], runs=g)) + "\n")
+                f.write(json.dumps(dict(configuration=n, median=med[n], runs=g,
+                                        untraced_us=timed.get(n, []))) + "\n")
     return 1 if problems else 0
 
 
