@@ -87,6 +87,7 @@ struct iovaq_arena {
 	uint64_t safe_seq;		/* syncs safe (domain lock) */
 	uint64_t pending;		/* entries in the queue (atomic) */
 	uint64_t t_unlink;		/* first unlink since the last sync */
+	uint64_t ul_first, ul_end;	/* pages [first, end) hold those unlinks (unlinked > 0) */
 	int freed_tables;
 	int orphan;			/* released, but the backend refused an unlink: the
 					 * domain finishes it on sync (domain lock) */
@@ -1639,27 +1640,32 @@ static int arena_link(struct iovaq_arena *a, uint64_t idx, const struct iovaq_se
 		      size_t nsegs, unsigned int prot, iovaq_iova_t *iova)
 {
 	struct iovaq_domain *d;
+	uintptr_t bits = 0;
 	iovaq_iova_t at;
 	size_t k, len = 0;
 	uint64_t n, i;
-	int err;
+	int err, bad = 0;
 
 	if (!a || !segs || !nsegs)
 		return -EINVAL;
 	d = a->d;
+	/* Without a branch per segment: a link may have one per page. */
 	for (k = 0; k < nsegs; k++) {
-		if (!segs[k].host || !segs[k].len || (segs[k].len & (d->granule - 1)) ||
-		    ((uintptr_t)segs[k].host & (d->granule - 1)) || segs[k].len > SIZE_MAX - len)
-			return -EINVAL;
+		bits |= (uintptr_t)segs[k].host | segs[k].len;
+		bad |= !segs[k].host | !segs[k].len | (segs[k].len > SIZE_MAX - len);
 		len += segs[k].len;
 	}
 	n = len >> d->shift;
-	if (idx >= a->pages || n > a->pages - idx || n > UINT32_MAX)
+	if (bad || (bits & (d->granule - 1)) || idx >= a->pages || n > a->pages - idx ||
+	    n > UINT32_MAX)
 		return -EINVAL;
 	iovaq_lock(&d->lock);	/* pairs with flushes updating safe_seq */
-	for (i = idx; i < idx + n; i++)
-		if (!arena_page_free(a, i))
-			break;
+	i = idx + n;
+	/* Nothing linked, nothing unlinked since a sync, every sync safe: every page is free. */
+	if (a->linked || a->unlinked || a->seq != a->safe_seq)
+		for (i = idx; i < idx + n; i++)
+			if (!arena_page_free(a, i))
+				break;
 	iovaq_unlock(&d->lock);
 	if (i < idx + n)
 		return -EBUSY;
@@ -1731,8 +1737,13 @@ int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len)
 		arena_sync(a, 0, 0);
 	if (over)
 		flush_queue(d, FR_REACH);
-	if (!a->unlinked)
+	if (!a->unlinked) {
 		a->t_unlink = iovaq_now_ns();
+		a->ul_first = idx;
+		a->ul_end = idx + n;
+	}
+	a->ul_first = idx < a->ul_first ? idx : a->ul_first;
+	a->ul_end = idx + n > a->ul_end ? idx + n : a->ul_end;
 	for (i = idx; i < idx + n; i++) {
 		a->st[i] = AP_UNLINKED;
 		a->link[i] = 0;
@@ -1766,7 +1777,7 @@ static int arena_sync(struct iovaq_arena *a, uint64_t cookie, int how)
 	int err;
 
 	a->seq++;
-	for (i = 0; i < a->pages; i++) {
+	for (i = n ? a->ul_first : 0; i < (n ? a->ul_end : 0); i++) {
 		if (a->st[i] == AP_UNLINKED) {
 			a->st[i] = AP_QUEUED;
 			a->qseq[i] = a->seq;
