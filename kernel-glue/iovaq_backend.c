@@ -34,6 +34,7 @@
 #include <asm/cpufeature.h>
 
 #include "backend_priv.h"
+#include "backend_core.h"
 #include "iovaq_kshim.h"
 
 static int caching_mode = -1;
@@ -156,7 +157,7 @@ struct kbe_sg {
 	unsigned long next_pfn;	/* the page frame that would extend the last entry */
 };
 
-static void kbe_sg_add(struct kbe_sg *b, struct page *pg, unsigned long len)
+static __always_inline void kbe_sg_add(struct kbe_sg *b, struct page *pg, unsigned long len)
 {
 	unsigned long pfn = page_to_pfn(pg);
 	struct scatterlist *sg;
@@ -180,8 +181,20 @@ static void kbe_sg_add(struct kbe_sg *b, struct page *pg, unsigned long len)
 }
 
 /*
+ * Kernel memory in the linear map: physically contiguous, its pages found by arithmetic. Any
+ * other kernel address (vmalloc, module memory) is looked up page by page. Inline, where
+ * is_vmalloc_addr() is a call per segment.
+ */
+static inline bool kbe_linear(const void *p)
+{
+	unsigned long a = (unsigned long)p;
+
+	return a >= PAGE_OFFSET && a < (unsigned long)high_memory;
+}
+
+/*
  * The most entries @segs (@n pages) can need: one per page, or for a large map, one per page of
- * a vmalloc segment and one per KBE_SG_MAX bytes of a linear-map (physically contiguous) one.
+ * a segment outside the linear map and one per KBE_SG_MAX bytes of one inside it.
  */
 static unsigned long kbe_sg_bound(const struct iovaq_seg *segs, size_t nsegs, unsigned long n,
 				  bool user)
@@ -192,17 +205,17 @@ static unsigned long kbe_sg_bound(const struct iovaq_seg *segs, size_t nsegs, un
 	if (user || n <= KBE_SG_SMALL)
 		return n;
 	for (i = 0; i < nsegs; i++)
-		bound += is_vmalloc_addr(segs[i].host) ? segs[i].len >> PAGE_SHIFT :
-							  DIV_ROUND_UP(segs[i].len, KBE_SG_MAX);
+		bound += kbe_linear(segs[i].host) ? DIV_ROUND_UP(segs[i].len, KBE_SG_MAX) :
+						    segs[i].len >> PAGE_SHIFT;
 	return bound;
 }
 
-/* A kernel segment's pages into @b: looked up per page (vmalloc) or at once (linear map). */
-static void kbe_sg_kernel(struct kbe_sg *b, const struct iovaq_seg *s)
+/* A kernel segment's pages into @b: at once (linear map) or looked up per page. */
+static __always_inline void kbe_sg_kernel(struct kbe_sg *b, const struct iovaq_seg *s)
 {
 	unsigned long off;
 
-	if (is_vmalloc_addr(s->host)) {
+	if (!kbe_linear(s->host)) {
 		for (off = 0; off < s->len; off += PAGE_SIZE)
 			kbe_sg_add(b, vmalloc_to_page((char *)s->host + off), PAGE_SIZE);
 		return;
@@ -711,28 +724,48 @@ EXPORT_SYMBOL_GPL(iovaq_backend_map);
 int iovaq_backend_mapv(struct iovaq_backend *be, iovaq_iova_t iova, const struct iovaq_seg *segs,
 		       size_t nsegs, unsigned int prot)
 {
-	unsigned long tsz = TASK_SIZE;
+	unsigned long tsz = TASK_SIZE, bits = 0;
 	size_t i, len = 0;
-	bool user;
+	bool user, bad = false;
 
 	if (!be || !segs || !nsegs || !prot ||
 	    (prot & ~(unsigned int)(IOVAQ_PROT_READ | IOVAQ_PROT_WRITE)))
 		return -EINVAL;
-	/* One pass: alignment, the total, and one kind of memory (a mapping is user or kernel). */
+	/*
+	 * One pass without a branch per segment (an arena link may have one per page):
+	 * alignment, the total, one kind of memory (a mapping is user or kernel memory).
+	 */
 	user = (unsigned long)segs[0].host < tsz;
 	for (i = 0; i < nsegs; i++) {
 		const struct iovaq_seg *s = &segs[i];
 
-		if (!s->host || !s->len || ((uintptr_t)s->host & (be->caps.granule - 1)) ||
-		    (s->len & (be->caps.granule - 1)) || check_add_overflow(len, s->len, &len) ||
-		    ((unsigned long)s->host < tsz) != user)
-			return -EINVAL;
+		bits |= (unsigned long)s->host | s->len;
+		bad |= !s->host | !s->len | check_add_overflow(len, s->len, &len) |
+		       (((unsigned long)s->host < tsz) != user);
 	}
-	if (!range_ok(be, iova, len))
+	if (bad || (bits & (be->caps.granule - 1)) || !range_ok(be, iova, len))
 		return -EINVAL;
 	return kbe_mapv(to_kbe(be), iova, segs, nsegs, len, user, prot);
 }
 EXPORT_SYMBOL_GPL(iovaq_backend_mapv);
+
+/* The core's arena link, whose segments it has checked (backend_core.h). */
+int iovaq__backend_mapv(struct iovaq_backend *be, iovaq_iova_t iova,
+			const struct iovaq_seg *segs, size_t nsegs, size_t len, unsigned int prot)
+{
+	unsigned long tsz = TASK_SIZE;
+	bool user = (unsigned long)segs[0].host < tsz, mixed = false;
+	size_t i;
+
+	if (!prot || (prot & ~(unsigned int)(IOVAQ_PROT_READ | IOVAQ_PROT_WRITE)) ||
+	    !range_ok(be, iova, len))
+		return -EINVAL;
+	for (i = 1; i < nsegs; i++)
+		mixed |= ((unsigned long)segs[i].host < tsz) != user;
+	if (mixed)
+		return -EINVAL;
+	return kbe_mapv(to_kbe(be), iova, segs, nsegs, len, user, prot);
+}
 
 int iovaq_backend_unmap(struct iovaq_backend *be, iovaq_iova_t iova, size_t len)
 {

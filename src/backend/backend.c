@@ -5,6 +5,7 @@
 #include <iovaq/backend.h>
 #include <iovaq/sim.h>
 #include "backend_priv.h"
+#include "backend_core.h"
 #include "vfio_common.h"
 
 /* A backend that exists in the API but may be missing from this build. */
@@ -244,10 +245,16 @@ int iovaq_backend_mapv(struct iovaq_backend *be, iovaq_iova_t iova, const struct
 			return -EINVAL;
 		total += segs[i].len;
 	}
-	if (!range_ok(be, iova, total) || !prot_ok(prot))
+	return iovaq__backend_mapv(be, iova, segs, nsegs, total, prot);
+}
+
+int iovaq__backend_mapv(struct iovaq_backend *be, iovaq_iova_t iova,
+			const struct iovaq_seg *segs, size_t nsegs, size_t len, unsigned int prot)
+{
+	if (!range_ok(be, iova, len) || !prot_ok(prot))
 		return -EINVAL;
 	if (be->ops->mapv)
-		return traced(0, be->ops->mapv(be, iova, segs, nsegs, total, prot));
+		return traced(0, be->ops->mapv(be, iova, segs, nsegs, len, prot));
 	return traced(0, map_each(be, iova, segs, nsegs, prot));
 }
 

@@ -28,6 +28,7 @@
 #include "space_priv.h"
 #include "cache_priv.h"
 #include "imap.h"
+#include "backend_core.h"
 
 struct iovaq_arena;
 
@@ -1622,13 +1623,16 @@ static int arena_page_free(const struct iovaq_arena *a, uint64_t i)
 	       (a->st[i] == AP_QUEUED && a->qseq[i] <= IOVAQ_READ_ONCE(a->safe_seq));
 }
 
-/* One backend call for a link: one segment is a plain map, as it always was. */
+/*
+ * One backend call for a link: one segment is a plain map, as it always was; several, which
+ * arena_link() has checked (@len their total), skip the public call's second check.
+ */
 static int link_map(struct iovaq_domain *d, iovaq_iova_t at, const struct iovaq_seg *segs,
-		    size_t nsegs, unsigned int prot)
+		    size_t nsegs, size_t len, unsigned int prot)
 {
 	if (nsegs == 1)
 		return iovaq_backend_map(d->be, at, segs->host, segs->len, prot);
-	return iovaq_backend_mapv(d->be, at, segs, nsegs, prot);
+	return iovaq__backend_mapv(d->be, at, segs, nsegs, len, prot);
 }
 
 /*
@@ -1670,19 +1674,18 @@ static int arena_link(struct iovaq_arena *a, uint64_t idx, const struct iovaq_se
 	if (i < idx + n)
 		return -EBUSY;
 	at = a->base + (idx << d->shift);
-	err = link_map(d, at, segs, nsegs, prot);
+	err = link_map(d, at, segs, nsegs, len, prot);
 	if (err == -ENOSPC && queue_nonempty(d)) {
 		/* Out of backend mappings: as in iovaq_domain_map(), kept ones give theirs back. */
 		kept_evict_due(d, 1);
 		flush_queue(d, FR_NOSPC);
-		err = link_map(d, at, segs, nsegs, prot);
+		err = link_map(d, at, segs, nsegs, len, prot);
 	}
 	if (err)
 		return err;
-	for (i = idx; i < idx + n; i++) {
+	/* link[] is non-zero only at the first page of a link: the others are 0 already. */
+	for (i = idx; i < idx + n; i++)
 		a->st[i] = AP_LINKED;
-		a->link[i] = 0;
-	}
 	a->link[idx] = (uint32_t)n;
 	a->linked += n;
 	iovaq_lock(&d->lock);
@@ -1711,7 +1714,7 @@ int iovaq_arena_linkv(struct iovaq_arena *a, uint64_t idx, const struct iovaq_se
 int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len)
 {
 	struct iovaq_domain *d;
-	uint64_t n, i;
+	uint64_t n, i, k;
 	int ret, over;
 
 	if (!a || !len)
@@ -1744,8 +1747,10 @@ int iovaq_arena_unlink(struct iovaq_arena *a, uint64_t idx, size_t len)
 	}
 	a->ul_first = idx < a->ul_first ? idx : a->ul_first;
 	a->ul_end = idx + n > a->ul_end ? idx + n : a->ul_end;
-	for (i = idx; i < idx + n; i++) {
+	for (i = idx; i < idx + n; i++)
 		a->st[i] = AP_UNLINKED;
+	for (i = idx; i < idx + n; i += k) {	/* the first pages of the links, checked above */
+		k = a->link[i];
 		a->link[i] = 0;
 	}
 	a->linked -= n;

@@ -461,6 +461,9 @@ static int setup(void **state)
 	*kstub_param_caching_mode = -1;
 	kstub_user_task.mm = &kstub_mm;
 	kstub_mm.mm_count = 1;
+	kstub_page_offset = 0;
+	high_memory = (void *)UINTPTR_MAX;
+	kstub_vmalloc_lookups = 0;
 	allocs_at_start = kstub_allocs_live();
 	return 0;
 }
@@ -853,6 +856,27 @@ static void test_mapv_kernel_segments(void **state)
 	assert_int_equal(drv.nstale, 0);
 	assert_int_equal(drv.syncs[0].start, 0x100000);
 	assert_int_equal(drv.syncs[0].end, 0x107fff);
+	iovaq_backend_close(be);
+	free(buf);
+}
+
+/*
+ * Kernel memory outside the linear map (vmalloc, module memory) is looked up page by page;
+ * inside it, a segment is found by arithmetic: no lookup.
+ */
+static void test_mapv_kernel_outside_linear_map(void **state)
+{
+	struct iovaq_backend *be = open_kernel();
+	char *buf = ubuf(4);
+	const struct iovaq_seg seg = { buf, 4 * PAGE_SIZE };
+
+	assert_int_equal(iovaq_backend_mapv(be, 0x100000, &seg, 1, IOVAQ_PROT_READ), 0);
+	assert_int_equal(kstub_vmalloc_lookups, 0);
+	high_memory = buf;	/* the buffer now lies above the linear map */
+	assert_int_equal(iovaq_backend_mapv(be, 0x200000, &seg, 1, IOVAQ_PROT_READ), 0);
+	assert_int_equal(kstub_vmalloc_lookups, 4);
+	assert_int_equal(drv.map_log[1].nents, 1);	/* the lookups' pages follow each other */
+	assert_int_equal(drv.maps[1].segs[0].first, (uintptr_t)buf);
 	iovaq_backend_close(be);
 	free(buf);
 }
@@ -1283,6 +1307,50 @@ static void test_arena_strict(void **state)
 }
 
 /*
+ * iovaq_arena_linkv() in the kernel: separately allocated pages (kernel memory) are one link,
+ * one iommu_map_sg() of as many entries, one iommu_unmap_fast() at unlink, one sync; user
+ * memory mixed in is refused with nothing linked, and the arena can be linked afterwards.
+ */
+static void test_arena_linkv_kernel(void **state)
+{
+	struct iovaq_backend *be = open_kernel();
+	struct iovaq_domain *d = domain(be, IOVAQ_POLICY_STRICT);
+	struct iovaq_arena *a = NULL;
+	char *buf = ubuf(8);
+	struct iovaq_seg segs[4];
+	iovaq_iova_t base;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		segs[i] = (struct iovaq_seg){ buf + 2 * i * PAGE_SIZE, PAGE_SIZE };
+	assert_int_equal(iovaq_arena_reserve(d, 4, IOVAQ_LIMIT_NONE, &a), 0);
+	base = iovaq_arena_base(a);
+	kstub_task_size = (uintptr_t)segs[0].host + 1;	/* the first one is "user" memory */
+	assert_int_equal(iovaq_arena_linkv(a, 0, segs, 4, IOVAQ_PROT_READ, NULL), -EINVAL);
+	assert_int_equal(drv.n_map_sg, 0);
+	assert_int_equal(iovaq_domain_check(d), 0);
+	kstub_task_size = PAGE_SIZE;
+	assert_int_equal(iovaq_arena_linkv(a, 0, segs, 4, IOVAQ_PROT_READ, NULL), 0);
+	assert_int_equal(drv.n_map_sg, 1);
+	assert_int_equal(drv.map_log[0].iova, base);
+	assert_int_equal(drv.map_log[0].len, 4 * PAGE_SIZE);
+	assert_int_equal(drv.map_log[0].nents, 4);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(drv.maps[0].segs[i].first, (uintptr_t)segs[i].host);
+	assert_int_equal(iovaq_arena_unlink(a, 0, PAGE_SIZE), -EINVAL);	/* splits the link */
+	assert_int_equal(iovaq_arena_unlink(a, 0, 4 * PAGE_SIZE), 0);
+	assert_int_equal(drv.n_unmap_fast, 1);
+	assert_int_equal(iovaq_arena_sync(a, 1), 0);
+	assert_int_equal(drv.n_sync, 1);
+	assert_int_equal(drv.nstale, 0);
+	assert_int_equal(iovaq_domain_check(d), 0);
+	iovaq_arena_release(a);
+	iovaq_domain_destroy(d);
+	iovaq_backend_close(be);
+	free(buf);
+}
+
+/*
  * Deferred: 32 single-page maps (one iommu_map_sg each), 32 unmaps (one iommu_unmap_fast
  * each, no sync, nothing unpinned), then iovaq_domain_sync(): one backend flush whose
  * iommu_iotlb_sync() calls are exactly the planner's commands (fewer than the pages: the
@@ -1689,6 +1757,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pin_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_alloc_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mapv_kernel_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mapv_kernel_outside_linear_map, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mapv_alloc_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mapv_user_pins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mapv_bad_input, setup, teardown),
@@ -1702,6 +1771,7 @@ int main(void)
 	};
 	const struct CMUnitTest core[] = {
 		cmocka_unit_test_setup_teardown(test_arena_strict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_arena_linkv_kernel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_domain_deferred_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_domain_flusher_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_domain_map_fails, setup, teardown),
