@@ -34,6 +34,9 @@
 
 unsigned long kstub_task_size = 0x00007ffffffff000UL;	/* x86-64, 4-level paging */
 u64 kstub_caps = 1ULL << CAP_SYS_RAWIO;
+unsigned long kstub_page_offset;
+void *high_memory = (void *)UINTPTR_MAX;
+unsigned long kstub_vmalloc_lookups;
 u64 kstub_cpu_features;
 unsigned int nr_cpu_ids = 1;
 
