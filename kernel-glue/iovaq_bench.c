@@ -17,8 +17,9 @@
  * iommu_map() syncs each page under caching mode), and one unlink + iovaq_arena_sync()
  * releases it with one unmap and one command. When @count is not a multiple of @arena_pages,
  * the last link covers the first count % arena_pages pages of its group only, so that
- * exactly @count pages are mapped and unmapped. A link that finds its arena not yet safe
- * since the last unlink (-EBUSY) waits for it with iovaq_domain_sync(), as a driver would.
+ * exactly @count pages are mapped and unmapped. A group whose last sync has not been handed
+ * back (safe-deferred) waits for it with iovaq_domain_sync() before its next link, as a driver
+ * would; under the other policies a link that finds the arena not yet safe (-EBUSY) does.
  */
 #include <linux/module.h>
 #include <linux/slab.h>
@@ -225,6 +226,7 @@ struct arenas {
 	struct iovaq_arena **ar;
 	struct iovaq_seg *segs;	/* one per ring slot: group k's are segs[k * a ...] */
 	u32 *linked;	/* pages of the group's current link (its unlink must match) */
+	bool *busy;	/* safe-deferred: the group's last sync not handed back yet */
 };
 
 static void arenas_free(struct arenas *g)
@@ -237,6 +239,7 @@ static void arenas_free(struct arenas *g)
 	kvfree(g->ar);
 	kvfree(g->segs);
 	kvfree(g->linked);
+	/* g->busy stays until the domain is gone: a completion may still come (the caller's). */
 }
 
 static int arenas_init(struct iovaq_domain *d, struct arenas *g, void **bufs, u32 ring, u32 a)
@@ -249,7 +252,8 @@ static int arenas_init(struct iovaq_domain *d, struct arenas *g, void **bufs, u3
 	g->ar = kvcalloc(g->n, sizeof(*g->ar), GFP_KERNEL);
 	g->segs = kvcalloc(ring, sizeof(*g->segs), GFP_KERNEL);
 	g->linked = kvcalloc(g->n, sizeof(*g->linked), GFP_KERNEL);
-	if (!g->ar || !g->segs || !g->linked)
+	g->busy = kvcalloc(g->n, sizeof(*g->busy), GFP_KERNEL);
+	if (!g->ar || !g->segs || !g->linked || !g->busy)
 		return -ENOMEM;
 	for (i = 0; i < ring; i++)
 		g->segs[i] = (struct iovaq_seg){ bufs[i], PAGE_SIZE };
@@ -260,14 +264,19 @@ static int arenas_init(struct iovaq_domain *d, struct arenas *g, void **bufs, u3
 
 /*
  * Link the first @pages pages of group @k, waiting for its arena's last unlink to be safe if
- * need be.
+ * need be: under safe-deferred the driver knows from the completion (the sync's cookie handed
+ * back), as a driver reusing its buffers would; under deferred the link's -EBUSY tells.
  */
 static int arena_link(struct iovaq_domain *d, struct arenas *g, u32 k, u32 pages)
 {
 	const struct iovaq_seg *segs = &g->segs[k * g->a];
-	int err = iovaq_arena_linkv(g->ar[k], 0, segs, pages, IOVAQ_PROT_READ | IOVAQ_PROT_WRITE,
-				    NULL);
+	int err = 0;
 
+	if (READ_ONCE(g->busy[k]))
+		err = iovaq_domain_sync(d);
+	if (!err)
+		err = iovaq_arena_linkv(g->ar[k], 0, segs, pages,
+					IOVAQ_PROT_READ | IOVAQ_PROT_WRITE, NULL);
 	if (err == -EBUSY) {
 		err = iovaq_domain_sync(d);
 		if (!err)
@@ -279,20 +288,29 @@ static int arena_link(struct iovaq_domain *d, struct arenas *g, u32 k, u32 pages
 	return err;
 }
 
-/* Unlink group @k's current link and sync its arena with one command. */
-static int arena_unlink(struct arenas *g, u32 k, u64 cookie)
+/*
+ * Unlink group @k's current link and sync its arena with one command; @cookie (a multiple of
+ * the group count plus @k) names the group in the completion.
+ */
+static int arena_unlink(struct arenas *g, u32 k, u64 cookie, bool notify)
 {
 	int err = iovaq_arena_unlink(g->ar[k], 0, (size_t)g->linked[k] << PAGE_SHIFT);
 
 	if (!err) {
 		g->linked[k] = 0;
+		/* Before the sync: its completion may come from inside it. */
+		WRITE_ONCE(g->busy[k], notify);
 		err = iovaq_arena_sync(g->ar[k], cookie);
 	}
 	return err;
 }
 
-static void noop_complete(void *arg, uint64_t cookie)
+/* A safe-deferred arena sync is safe: its group's pages may be linked again. */
+static void arena_complete(void *arg, uint64_t cookie)
 {
+	struct arenas *g = arg;
+
+	WRITE_ONCE(g->busy[cookie % g->n], false);
 }
 
 static int bench_domain(struct iovaq_backend *be, struct iovaq_kshim_bench *b, void **bufs)
@@ -309,9 +327,11 @@ static int bench_domain(struct iovaq_backend *be, struct iovaq_kshim_bench *b, v
 	u32 i, n;
 	int err, e2;
 
-	/* Safe-deferred arena syncs hand their cookie back: they need a completion slot. */
-	if (arena)
-		o.complete = noop_complete;
+	/* Safe-deferred arena syncs hand their cookie back. */
+	if (arena) {
+		o.complete = arena_complete;
+		o.complete_arg = &g;
+	}
 	iovas = kvcalloc(b->ring, sizeof(*iovas), GFP_KERNEL);
 	if (!iovas)
 		return -ENOMEM;
@@ -335,7 +355,8 @@ static int bench_domain(struct iovaq_backend *be, struct iovaq_kshim_bench *b, v
 			u32 k = i % g.n;
 
 			if (i >= g.n)
-				err = arena_unlink(&g, k, i);
+				err = arena_unlink(&g, k, i,
+						   b->policy == IOVAQ_POLICY_SAFE_DEFERRED);
 			if (!err && i < n)
 				err = arena_link(d, &g, k, min(g.a, b->count - i * g.a));
 		}
@@ -374,6 +395,7 @@ static int bench_domain(struct iovaq_backend *be, struct iovaq_kshim_bench *b, v
 destroy:
 	arenas_free(&g);
 	iovaq_domain_destroy(d);
+	kvfree(g.busy);
 out:
 	kvfree(iovas);
 	return err;

@@ -185,24 +185,29 @@ def main():
               "bind and release), median %g over %d intervals (%s)." % (
                   base_all, len(idle_all), ", ".join("%d" % x for x in idle_all)))
     # Issue 7's time targets, as paired ratios too.
-    arena = dict(what="kernel", policy="safe-deferred", arena="64")
-    kshim_arena = dict(what="kshim", policy="safe-deferred", arena="64")
     tl = []
-    for lab, who in (("in-kernel domain", arena), ("kshim from userspace", kshim_arena)):
+    for lab, who in (("in-kernel domain", dict(what="kernel", policy="safe-deferred", arena="64")),
+                     ("in-kernel domain", dict(what="kernel", policy="safe-deferred",
+                                               arena="256")),
+                     ("kshim from userspace", dict(what="kshim", policy="safe-deferred",
+                                                   arena="64"))):
         for blab, b in (("kernel-side strict", dict(what="kernel-raw", policy="strict",
                                                      arena="0")),
                         ("iommufd strict", dict(what="iommufd", policy="strict", arena="0"))):
             r = paired(b, who)
             if r:
-                tl.append("- %s, safe-deferred + arenas of 64, vs %s: %.1f× (median of the "
-                          "%d repetitions' ratios)" % (lab, blab, r, len(series[name_of(who)])))
+                tl.append("- %s, safe-deferred + arenas of %s, vs %s: %.1f× (median of the "
+                          "%d repetitions' ratios)" % (lab, who["arena"], blab, r,
+                                                       len(series[name_of(who)])))
     if tl:
         print("\nTime ratios paired by repetition:\n")
         print("\n".join(tl))
     # The library's own cost: the same IOMMU calls with and without it.
     pairs = [("strict", "1", dict(what="kernel", policy="strict", arena="0")),
              ("safe-deferred + arenas of 64", "64",
-              dict(what="kernel", policy="safe-deferred", arena="64"))]
+              dict(what="kernel", policy="safe-deferred", arena="64")),
+             ("safe-deferred + arenas of 256", "256",
+              dict(what="kernel", policy="safe-deferred", arena="256"))]
     lines = []
     for label, gp, lib in pairs:
         raw = med.get(name_of(dict(what="kernel-raw-sg", policy="strict", arena=gp)))

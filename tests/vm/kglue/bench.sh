@@ -3,10 +3,11 @@
 #
 # Issue 7 part 7, the batching bench (not a ctest tier; docs/kernel-glue.md): on the testbed's
 # minimal 6.12 kernel (it has iommufd), once with caching-mode on and once off, the guest runs
-# PAIRS x (map + unmap) of 4 KiB pages in a FIFO ring of 64, REPS times each: kernel-side strict
-# (iommu_map + iommu_unmap per page), the module's in-kernel domain under strict, deferred,
-# safe-deferred and safe-deferred with 64-page arenas, the same four through the kshim backend
-# from userspace, and iommufd strict (and with arenas). Two boots per caching mode: one with
+# PAIRS x (map + unmap) of 4 KiB pages in a FIFO ring of 64, REPS times each: kernel-side
+# strict (iommu_map + iommu_unmap per page), the library's IOMMU calls without the library
+# (groups of 1, 64 and 256 pages), the module's in-kernel domain under strict, deferred,
+# safe-deferred and safe-deferred with 64-page arenas (and 256-page ones, in a ring of 256),
+# the same four through the kshim backend from userspace, and iommufd strict (and with arenas). Two boots per caching mode: one with
 # QEMU's VT-d trace, which gives the invalidation descriptors of each run (bench-summary.py), in
 # TREPS repetitions; one without it, whose REPS repetitions give the times (the trace writes a
 # log line per descriptor, which costs the emulator several µs each and so inflates every
@@ -53,7 +54,7 @@ sum=$out/summary.md
 	echo "- guest kernel: $rel (tests/vm/build-kernel.sh), iovaq.ko from this tree ($(git -C "$root" rev-parse --short HEAD))"
 	echo "- QEMU: $(qemu-system-x86_64 --version | head -n1), TCG, -smp 1, intel-iommu (intremap=on), edu"
 	echo "- host: $(lscpu | sed -n 's/^Model name: *//p' | head -n1), $(nproc) CPUs, $(uname -r)"
-	echo "- $pairs map+unmap pairs of 4 KiB per run, ring of 64 pages; times: $reps runs per configuration without QEMU's trace (medians); descriptors: $treps runs with it"
+	echo "- $pairs map+unmap pairs of 4 KiB per run, ring of 64 pages (256 for 256-page arenas); times: $reps runs per configuration without QEMU's trace (medians); descriptors: $treps runs with it"
 	echo
 	echo "Under TCG absolute times measure the emulator: compare ratios within one guest run."
 	echo

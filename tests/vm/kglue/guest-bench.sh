@@ -46,12 +46,13 @@ r=0
 while [ $r -lt "$reps" ]; do
 	run idle - 0
 	run kernel-raw strict 0
-	for g in 1 64; do
+	for g in 1 64 256; do
 		run kernel-raw-sg strict $g
 		run kernel-raw-sg-build strict $g
 	done
 	for p in strict deferred safe-deferred; do run kernel $p 0; done
 	run kernel safe-deferred 64
+	run kernel safe-deferred 256	# a ring of 256 (one arena), FACTS.md's larger prototype
 	for p in strict deferred safe-deferred; do run kshim $p 0; done
 	run kshim safe-deferred 64
 	if [ -e /dev/iommu ]; then

@@ -506,7 +506,9 @@ static int bench_kernel(const char *what, int pol, const char *pn, unsigned int 
 	int raw = strcmp(what, "kernel") != 0, sg = !strcmp(what, "kernel-raw-sg"),
 	    build = !strcmp(what, "kernel-raw-sg-build");
 	struct iovaq_kshim_bench b = {
-		.size = sizeof(b), .count = pairs, .ring = 64, .policy = (uint32_t)pol,
+		/* The ring of 64, or one arena's worth when arenas are larger. */
+		.size = sizeof(b), .count = pairs, .ring = arena > 64 ? arena : 64,
+		.policy = (uint32_t)pol,
 		.arena_pages = arena,
 		.mode = build ? IOVAQ_KSHIM_BENCH_RAW_ARENA_BUILD :
 			sg ? IOVAQ_KSHIM_BENCH_RAW_ARENA : raw ? IOVAQ_KSHIM_BENCH_RAW_STRICT :
