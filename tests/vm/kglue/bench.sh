@@ -51,7 +51,7 @@ sum=$out/summary.md
 	echo
 	echo "Command: \`tests/vm/kglue/bench.sh -o $out -n $pairs -r $reps -R $treps -c \"$cms\"$topt\`"
 	echo
-	echo "- guest kernel: $rel (tests/vm/build-kernel.sh), iovaq.ko from this tree ($(git -C "$root" rev-parse --short HEAD))"
+	echo "- guest kernel: $rel (tests/vm/build-kernel.sh), iovaq.ko from this tree ($(git -C "$root" rev-parse --short HEAD), $(git -C "$root" diff --quiet HEAD && echo clean || echo modified))"
 	echo "- QEMU: $(qemu-system-x86_64 --version | head -n1), TCG, -smp 1, intel-iommu (intremap=on), edu"
 	echo "- host: $(lscpu | sed -n 's/^Model name: *//p' | head -n1), $(nproc) CPUs, $(uname -r)"
 	echo "- $pairs map+unmap pairs of 4 KiB per run, ring of 64 pages (256 for 256-page arenas); times: $reps runs per configuration without QEMU's trace (medians); descriptors: $treps runs with it"
