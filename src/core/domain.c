@@ -617,8 +617,9 @@ static void rings_unlock(struct iovaq_domain *d)
 static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 {
 	struct qsnap snap[MAX_RINGS] = { { 0, 0 } };	/* rings beyond nr_rings: empty */
-	struct prange *r = NULL;
-	uint64_t *cookies = NULL;
+	/* A few entries (an arena's sync, a short queue) need no allocation. */
+	struct prange small_r[8], *r = NULL;
+	uint64_t small_c[8], *cookies = NULL;
 	uint32_t ri, i;
 	uint64_t t_safe, ncmds = 0, n = 0, nc = 0, k;
 	const struct qent *e;
@@ -644,10 +645,15 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 	 * Only this flush advances a @head, and appends go behind the snapshot, so its entries
 	 * can be read without a lock until it releases them.
 	 */
-	r = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, n * sizeof(*r));
-	cookies = d->complete ? iovaq__meta_alloc(d->hooks, &d->metadata_bytes,
-						  n * sizeof(*cookies))
-			      : NULL;
+	if (n <= IOVAQ_ARRAY_SIZE(small_r)) {
+		r = small_r;
+		cookies = d->complete ? small_c : NULL;
+	} else {
+		r = iovaq__meta_alloc(d->hooks, &d->metadata_bytes, n * sizeof(*r));
+		cookies = d->complete ? iovaq__meta_alloc(d->hooks, &d->metadata_bytes,
+							  n * sizeof(*cookies))
+				      : NULL;
+	}
 	if (!r || (d->complete && !cookies)) {
 		err = -ENOMEM;
 		goto fail;
@@ -724,8 +730,10 @@ fail:
 out:
 	iovaq_unlock(&d->flush_lock);
 done:
-	iovaq__meta_free(d->hooks, &d->metadata_bytes, r, n * sizeof(*r));
-	iovaq__meta_free(d->hooks, &d->metadata_bytes, cookies, n * sizeof(*cookies));
+	if (r != small_r) {
+		iovaq__meta_free(d->hooks, &d->metadata_bytes, r, n * sizeof(*r));
+		iovaq__meta_free(d->hooks, &d->metadata_bytes, cookies, n * sizeof(*cookies));
+	}
 	return err;
 }
 
