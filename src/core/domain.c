@@ -687,8 +687,12 @@ static int flush_queue(struct iovaq_domain *d, enum flush_reason why)
 		}
 	}
 	d->gen_finish = IOVAQ_READ_ONCE(d->gen_start);
-	/* Learn how many commands an entry costs after merging (running average, 1/1024ths). */
-	IOVAQ_WRITE_ONCE(d->cmds_per_entry, (d->cmds_per_entry * 3 + (ncmds << 10) / n) / 4);
+	/*
+	 * Learn how many commands an entry costs after merging (running average, 1/1024ths).
+	 * n > 0 here; clang's analyzer loses that across the USDT probe's asm above.
+	 */
+	IOVAQ_WRITE_ONCE(d->cmds_per_entry,
+			 (d->cmds_per_entry * 3 + (ncmds << 10) / (n ? n : 1)) / 4);
 	d->st.flushes++;
 	d->st.completions += nc;
 	(*reason_counter(d, why))++;
